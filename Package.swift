@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// fkp — facial keypoint trainer: CNNs on the CPU (OpenBLAS), data-parallel over MPI.
+import PackageDescription
+
+// Swift 5 language mode: the engine shares raw buffers between worker threads by
+// design (disjoint slices), which Swift 6's Sendable checking cannot express.
+let lang: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+// Hot loops run over unsafe buffers; exclusivity checks cost up to 2x there.
+let fast: [SwiftSetting] = lang + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "fkp",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "fkp", targets: ["fkp"]),
+        .library(name: "SwiftMPI", targets: ["SwiftMPI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Native libraries (Debian packages in Scripts/setup.sh), found through pkg-config.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+
+        // One module per concern.
+        .target(name: "SwiftMPI", dependencies: ["CMPI"], swiftSettings: lang),
+        .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Engine"], swiftSettings: fast),
+        .target(name: "FaceData", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: fast),
+        .target(name: "Training", dependencies: [
+            "SwiftMPI", "Engine", "Models", "FaceData", "CZstd",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: fast),
+        .executableTarget(name: "fkp", dependencies: [
+            "Training", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: lang),
+        // Runs every collective of the wrapper under mpirun and checks the results (used by the tests).
+        .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI"], swiftSettings: lang),
+
+        .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport", swiftSettings: lang),
+        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: lang),
+        .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"], swiftSettings: lang),
+    ]
+)

@@ -1,0 +1,137 @@
+import CMPI
+import Foundation
+
+/// Errors raised by the wrapper. `.mpi` carries MPI's own error string; `.misuse` is raised
+/// before MPI is called, for arguments that would make MPI abort or hang.
+public enum MPIError: Error, CustomStringConvertible, Equatable {
+    case mpi(function: String, code: Int32, message: String)
+    case misuse(String)
+
+    public var description: String {
+        switch self {
+        case let .mpi(function, code, message): return "\(function) failed (MPI error \(code)): \(message)"
+        case let .misuse(message): return "MPI misuse: \(message)"
+        }
+    }
+}
+
+/// Thread support levels, in MPI's order (single < funneled < serialized < multiple).
+public enum ThreadLevel: Int, Comparable, Sendable, CustomStringConvertible {
+    case single = 0, funneled, serialized, multiple
+
+    init(mpiValue: Int32) {
+        switch Int(mpiValue) {
+        case Int(MPI_THREAD_MULTIPLE): self = .multiple
+        case Int(MPI_THREAD_SERIALIZED): self = .serialized
+        case Int(MPI_THREAD_FUNNELED): self = .funneled
+        default: self = .single
+        }
+    }
+
+    var mpiValue: Int32 {
+        switch self {
+        case .single: return Int32(MPI_THREAD_SINGLE)
+        case .funneled: return Int32(MPI_THREAD_FUNNELED)
+        case .serialized: return Int32(MPI_THREAD_SERIALIZED)
+        case .multiple: return Int32(MPI_THREAD_MULTIPLE)
+        }
+    }
+
+    public static func < (a: ThreadLevel, b: ThreadLevel) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { ["single", "funneled", "serialized", "multiple"][rawValue] }
+}
+
+/// Process-wide MPI state. MPI may be initialised once per process and never again after
+/// finalisation, so initialisation is idempotent and finalisation happens at exit.
+public enum MPI {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var grantedLevel: ThreadLevel?
+    nonisolated(unsafe) private static var worldCommunicator: Communicator?
+
+    /// Initialises MPI once (later calls return the level granted the first time). Works under
+    /// `mpirun` and as a singleton (a plain `./program` is a world of size 1).
+    @discardableResult
+    public static func initialize(threadLevel: ThreadLevel = .funneled) throws -> ThreadLevel {
+        lock.lock(); defer { lock.unlock() }
+        if let level = grantedLevel { return level }
+        var already: Int32 = 0
+        MPI_Initialized(&already)
+        var provided: Int32 = threadLevel.mpiValue
+        if already == 0 {
+            let code = MPI_Init_thread(nil, nil, threadLevel.mpiValue, &provided)
+            guard code == MPI_SUCCESS else {
+                throw MPIError.mpi(function: "MPI_Init_thread", code: code, message: "initialisation failed")
+            }
+            atexit { MPI.finalizeAtExit() }
+        } else {
+            MPI_Query_thread(&provided)
+        }
+        let world = Communicator(handle: fkp_comm_world())
+        // Errors come back as return codes (turned into Swift errors) instead of aborting the job.
+        MPI_Comm_set_errhandler(world.handle, fkp_errors_return())
+        worldCommunicator = world
+        let level = ThreadLevel(mpiValue: provided)
+        grantedLevel = level
+        return level
+    }
+
+    /// The world communicator; initialises MPI (funneled) on first use.
+    public static var world: Communicator {
+        if let world = lock.withLock({ worldCommunicator }) { return world }
+        do { try initialize() } catch { fatalError("\(error)") }
+        return lock.withLock { worldCommunicator! }
+    }
+
+    public static var isInitialized: Bool {
+        var flag: Int32 = 0
+        MPI_Initialized(&flag)
+        return flag != 0
+    }
+
+    public static var isFinalized: Bool {
+        var flag: Int32 = 0
+        MPI_Finalized(&flag)
+        return flag != 0
+    }
+
+    /// Wall-clock time in seconds (MPI_Wtime).
+    public static var time: Double { MPI_Wtime() }
+
+    /// The MPI library's version string (e.g. "Open MPI v4.1.4, ...").
+    public static var libraryVersion: String {
+        var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Get_library_version(&buffer, &length)
+        return String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// True when this process was started by a process manager (mpirun, srun) rather than as a singleton.
+    public static var launchedByProcessManager: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
+    }
+
+    private static func finalizeAtExit() {
+        if isInitialized && !isFinalized { MPI_Finalize() }
+    }
+
+    /// Aborts every process of the job with `code` (MPI_Abort on the world communicator).
+    public static func abort(code: Int32) -> Never {
+        if isInitialized && !isFinalized { MPI_Abort(fkp_comm_world(), code) }
+        exit(code)
+    }
+
+    /// Turns an MPI return code into a Swift error carrying MPI's error string.
+    @inline(__always)
+    static func check(_ code: Int32, _ function: @autoclosure () -> String) throws {
+        guard code != MPI_SUCCESS else { return }
+        throw MPIError.mpi(function: function(), code: code, message: errorString(code))
+    }
+
+    static func errorString(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(fkp_max_error_string()) + 1)
+        var length: Int32 = 0
+        guard MPI_Error_string(code, &buffer, &length) == MPI_SUCCESS else { return "unknown error \(code)" }
+        return String(cString: buffer)
+    }
+}

@@ -1,0 +1,8 @@
+import ArgumentParser
+
+struct FKP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fkp",
+        abstract: "Facial keypoint trainer: CNNs on the CPU with OpenBLAS, data-parallel over MPI.",
+        subcommands: [Doctor.self])
+}
