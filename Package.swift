@@ -44,7 +44,7 @@ let package = Package(
         // Runs every collective of the wrapper under mpirun and checks the results (used by the tests).
         .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI"], swiftSettings: lang),
 
-        .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport", swiftSettings: lang),
+        .target(name: "TestSupport", dependencies: ["Engine"], path: "Tests/TestSupport", swiftSettings: lang),
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],

@@ -1,0 +1,103 @@
+/// nn.Conv2d (square kernel, groups = 1). Parameters: `weight` [Cout, Cin, k, k], `bias` [Cout].
+/// Input and output are CNHW (see Tensor.swift).
+public final class Conv2d: Module, InputGradientOptional {
+    public let inChannels, outChannels, kernel, stride, padding: Int
+    public let weight: ParameterRef
+    public let bias: ParameterRef?
+    public var computesInputGradient = true
+    private let store: ParameterStore
+    private let output = Tensor(shape: [0])
+    private let gradInput = Tensor(shape: [0])
+    private var input: Tensor?
+
+    /// `weightInit` defaults to PyTorch's U(±1/√fan_in).
+    public init(_ store: ParameterStore, _ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int,
+                stride: Int = 1, padding: Int = 0, bias: Bool = true, rng: RandomGenerator.Box,
+                weightInit: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil) {
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+        self.store = store
+        let bound = 1 / Float(inChannels * kernel * kernel).squareRoot()
+        weight = store.declare("\(name).weight", shape: [outChannels, inChannels, kernel, kernel], kind: .weight,
+                               initialize: weightInit ?? Initializer.uniform(bound, rng))
+        self.bias = bias ? store.declare("\(name).bias", shape: [outChannels], kind: .bias,
+                                         initialize: Initializer.uniform(bound, rng)) : nil
+    }
+
+    public var typeDescription: String {
+        var s = "Conv2d(\(inChannels), \(outChannels), kernel_size=(\(kernel), \(kernel)), stride=(\(stride), \(stride))"
+        if padding != 0 { s += ", padding=(\(padding), \(padding))" }
+        if bias == nil { s += ", bias=False" }
+        return s + ")"
+    }
+
+    func geometry(_ x: Tensor) -> ConvGeometry {
+        checkShape(x.shape.count == 4 && x.c == inChannels, typeDescription, "input shape \(x.shape), expected [N, \(inChannels), H, W]")
+        let g = ConvGeometry(channels: inChannels, batch: x.n, height: x.h, width: x.w,
+                             kernel: kernel, stride: stride, padding: padding)
+        checkShape(g.outHeight > 0 && g.outWidth > 0, typeDescription, "input \(x.shape) is smaller than the kernel")
+        return g
+    }
+
+    /// The column matrix of `x`: the input itself for pointwise convolutions, else im2col in the workspace.
+    private func columns(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context) -> UnsafePointer<Float> {
+        if g.isPointwise { return UnsafePointer(x.data) }
+        let col = ctx.workspace.floats(g.rows * g.columns)
+        im2col(x.data, col, g)
+        return UnsafePointer(col)
+    }
+
+    // x: [N, Cin, H, W] → y: [N, Cout, Ho, Wo]   (CNHW)
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let g = geometry(x)
+        output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
+        let col = columns(x, g, ctx)
+        let y = output.data
+        var beta: Float = 0
+        if let bias {
+            let b = store.value(bias)
+            for o in 0 ..< outChannels { (y + o * g.columns).update(repeating: b[o], count: g.columns) }
+            beta = 1
+        }
+        // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias)
+        sgemm(m: outChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows,
+              b: col, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
+        input = ctx.training ? x : nil
+        return output
+    }
+
+    // dy: [N, Cout, Ho, Wo] → dx: [N, Cin, H, W]; dW += dy · colᵀ, db += Σ dy
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
+        let g = geometry(x)
+        checkShape(dy.count == outChannels * g.columns, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
+        if let bias {
+            let db = store.grad(bias)
+            for o in 0 ..< outChannels { db[o] += sum(dy.data + o * g.columns, g.columns) }
+        }
+        let col = columns(x, g, ctx)
+        sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
+              b: col, ldb: g.columns, beta: 1, c: store.grad(weight), ldc: g.rows)
+        guard computesInputGradient else { return gradInput }
+        gradInput.resize(x.shape)
+        // dcol[K, N·Ho·Wo] = Wᵀ · dy, then folded back onto the input positions.
+        let dcol = g.isPointwise ? gradInput.data : ctx.workspace.floats(g.rows * g.columns)
+        sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: store.value(weight), lda: g.rows,
+              b: dy.data, ldb: g.columns, beta: 0, c: dcol, ldc: g.columns)
+        if !g.isPointwise { col2im(dcol, gradInput.data, g) }
+        return gradInput
+    }
+}
+
+/// Σ x[0..<n] with four accumulators (vectorises; order fixed, so results are reproducible).
+@inlinable
+public func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+    var i = 0
+    while i + 4 <= n {
+        s0 += x[i]; s1 += x[i + 1]; s2 += x[i + 2]; s3 += x[i + 3]
+        i += 4
+    }
+    while i < n { s0 += x[i]; i += 1 }
+    return (s0 + s1) + (s2 + s3)
+}

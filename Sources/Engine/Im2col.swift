@@ -1,0 +1,94 @@
+/// im2col / col2im for CNHW activations.
+///
+/// col has shape [Cin·kh·kw, N·Hout·Wout]: row (c, i, j) holds, for every output position of every
+/// image, the input pixel that kernel tap (i, j) of channel c sees (0 in the padding). A
+/// convolution is then one GEMM, `W[Cout, K] · col[K, N·Hout·Wout]`, straight into CNHW output.
+public struct ConvGeometry: Equatable, Sendable {
+    public var channels, batch, height, width: Int
+    public var kernel, stride, padding: Int
+    public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
+    public var rows: Int { channels * kernel * kernel }
+    public var columns: Int { batch * outHeight * outWidth }
+    /// A 1×1, stride-1, unpadded convolution reads its input as the column matrix directly.
+    public var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
+    public init(channels: Int, batch: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int) {
+        self.channels = channels; self.batch = batch; self.height = height; self.width = width
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+
+    /// The output columns `ow` in [first, end) whose input column ow·stride − padding + j is inside the image.
+    @inline(__always)
+    func validColumns(tap j: Int) -> (Int, Int) {
+        let first = max(0, (padding - j + stride - 1) / stride)
+        let end = min(outWidth, (width - 1 + padding - j) / stride + 1)
+        return (first, max(first, end))
+    }
+}
+
+/// col[K, N·Ho·Wo] ← x[C, N, H, W]
+public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    let (ho, wo, k, s, p) = (g.outHeight, g.outWidth, g.kernel, g.stride, g.padding)
+    let plane = g.height * g.width
+    Parallel.chunks(g.rows, work: g.rows * g.columns) { start, end in
+        for row in start ..< end {
+            let c = row / (k * k), i = (row / k) % k, j = row % k
+            let (first, last) = g.validColumns(tap: j)
+            var dst = col + row * g.columns
+            for n in 0 ..< g.batch {
+                let src = x + (c * g.batch + n) * plane
+                for oh in 0 ..< ho {
+                    let ih = oh * s - p + i
+                    if ih < 0 || ih >= g.height || first >= last {
+                        dst.update(repeating: 0, count: wo)
+                    } else {
+                        let srcRow = src + ih * g.width - p + j
+                        if first > 0 { dst.update(repeating: 0, count: first) }
+                        if s == 1 {
+                            (dst + first).update(from: srcRow + first, count: last - first)
+                        } else {
+                            for ow in first ..< last { dst[ow] = srcRow[ow * s] }
+                        }
+                        if last < wo { (dst + last).update(repeating: 0, count: wo - last) }
+                    }
+                    dst += wo
+                }
+            }
+        }
+    }
+}
+
+/// dx[C, N, H, W] = Σ over taps of col[K, N·Ho·Wo] (the adjoint of im2col; dx is overwritten).
+public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    let (ho, wo, k, s, p) = (g.outHeight, g.outWidth, g.kernel, g.stride, g.padding)
+    let plane = g.height * g.width
+    // Each channel's taps write only that channel's planes: split by channel, no races.
+    Parallel.chunks(g.channels, work: g.rows * g.columns) { start, end in
+        for c in start ..< end {
+            (dx + c * g.batch * plane).update(repeating: 0, count: g.batch * plane)
+            for i in 0 ..< k {
+                for j in 0 ..< k {
+                    let (first, last) = g.validColumns(tap: j)
+                    if first >= last { continue }
+                    var src = col + ((c * k + i) * k + j) * g.columns
+                    for n in 0 ..< g.batch {
+                        let dst = dx + (c * g.batch + n) * plane
+                        for oh in 0 ..< ho {
+                            let ih = oh * s - p + i
+                            if ih >= 0 && ih < g.height {
+                                let dstRow = dst + ih * g.width - p + j
+                                if s == 1 {
+                                    for ow in first ..< last { dstRow[ow] += src[ow] }
+                                } else {
+                                    for ow in first ..< last { dstRow[ow * s] += src[ow] }
+                                }
+                            }
+                            src += wo
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

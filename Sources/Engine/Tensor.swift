@@ -1,0 +1,122 @@
+/// A Float32 tensor with a shape and a contiguous buffer that is reused across steps.
+///
+/// Layout. Shapes are written as PyTorch writes them, `[N, C, H, W]` for images and `[N, F]` for
+/// features, but 4-D activations *inside* a model are stored channel-major, C×N×H×W ("CNHW"):
+/// a convolution is then one GEMM over the whole batch (`W[Cout, K] · col[K, N·H·W]` lands
+/// directly in CNHW), BatchNorm reduces each channel over one contiguous run, and channel
+/// concatenation is an append. Models take NCHW input and return NCHW output; with one input
+/// channel (grey faces) both layouts are the same bytes. `[N, F]` tensors are row-major.
+public final class Tensor {
+    public private(set) var shape: [Int]
+    public private(set) var count: Int
+    public private(set) var capacity: Int
+    public private(set) var data: UnsafeMutablePointer<Float>
+    /// A view shares another tensor's storage (and keeps it alive) instead of owning memory.
+    private let owner: Tensor?
+
+    public init(shape: [Int]) {
+        let n = Tensor.elementCount(shape)
+        self.shape = shape
+        count = n
+        capacity = max(n, 1)
+        data = .allocate(capacity: capacity)
+        data.initialize(repeating: 0, count: capacity)
+        owner = nil
+    }
+
+    public convenience init(shape: [Int], values: [Float]) {
+        precondition(values.count == Tensor.elementCount(shape),
+                     "Tensor: \(values.count) values for shape \(shape)")
+        self.init(shape: shape)
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    /// A tensor that views `base`'s storage with another shape of the same element count.
+    public init(viewing base: Tensor, shape: [Int]) {
+        precondition(Tensor.elementCount(shape) == base.count, "view shape \(shape) does not fit \(base.shape)")
+        self.shape = shape
+        count = base.count
+        capacity = base.count
+        data = base.data
+        owner = base.owner ?? base
+    }
+
+    deinit {
+        if owner == nil { data.deallocate() }
+    }
+
+    /// Gives the tensor a new shape, reusing its storage when it fits (contents are then
+    /// unspecified). Models call this every step; memory is allocated only when a batch grows.
+    public func resize(_ newShape: [Int]) {
+        if newShape == shape { return }
+        precondition(owner == nil, "resize of a view")
+        let n = Tensor.elementCount(newShape)
+        if n > capacity {
+            data.deallocate()
+            capacity = n
+            data = .allocate(capacity: n)
+            data.initialize(repeating: 0, count: n)
+        }
+        shape = newShape
+        count = n
+    }
+
+    public func zero() { data.update(repeating: 0, count: count) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+
+    public func toArray() -> [Float] { Array(buffer) }
+
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy of \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    // Dimension accessors for 4-D [N, C, H, W] and 2-D [N, F] shapes.
+    @inlinable public var n: Int { shape[0] }
+    @inlinable public var c: Int { shape[1] }
+    @inlinable public var h: Int { shape[2] }
+    @inlinable public var w: Int { shape[3] }
+
+    public static func elementCount(_ shape: [Int]) -> Int {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        return shape.reduce(1, *)
+    }
+}
+
+/// Shape checks with messages that name the layer and both shapes.
+@inline(__always)
+public func checkShape(_ condition: Bool, _ layer: @autoclosure () -> String, _ message: @autoclosure () -> String) {
+    if !condition { preconditionFailure("\(layer()): \(message())") }
+}
+
+/// Conversions between PyTorch's NCHW and the engine's internal CNHW layout.
+public enum Layout {
+    /// dst[c, n, :] = src[n, c, :] (also CNHW → NCHW with n and c swapped).
+    public static func swapNC(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, c: Int, plane: Int) {
+        if n == 1 || c == 1 {
+            dst.update(from: src, count: n * c * plane)
+            return
+        }
+        for i in 0 ..< n {
+            for j in 0 ..< c {
+                (dst + (j * n + i) * plane).update(from: src + (i * c + j) * plane, count: plane)
+            }
+        }
+    }
+
+    /// Returns an NCHW array of a CNHW tensor.
+    public static func nchwArray(_ t: Tensor) -> [Float] {
+        guard t.shape.count == 4 else { return t.toArray() }
+        var out = [Float](repeating: 0, count: t.count)
+        out.withUnsafeMutableBufferPointer { swapNC(t.data, $0.baseAddress!, n: t.c, c: t.n, plane: t.h * t.w) }
+        return out
+    }
+
+    /// Makes a CNHW tensor from NCHW values.
+    public static func cnhwTensor(shape: [Int], nchw: [Float]) -> Tensor {
+        let t = Tensor(shape: shape)
+        nchw.withUnsafeBufferPointer { swapNC($0.baseAddress!, t.data, n: shape[0], c: shape[1], plane: shape[2] * shape[3]) }
+        return t
+    }
+}

@@ -1,0 +1,51 @@
+import Engine
+import TestSupport
+import XCTest
+
+final class Conv2dTests: XCTestCase {
+    /// Direct (7-loop) convolution on NCHW data: the independent reference for im2col + GEMM.
+    func naiveConv(_ x: [Float], n: Int, cin: Int, h: Int, w: Int, weight: [Float], bias: [Float]?, cout: Int,
+                   k: Int, s: Int, p: Int) -> [Float] {
+        let ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1
+        var y = [Float](repeating: 0, count: n * cout * ho * wo)
+        for b in 0 ..< n { for o in 0 ..< cout { for oh in 0 ..< ho { for ow in 0 ..< wo {
+            var acc: Float = bias?[o] ?? 0
+            for c in 0 ..< cin { for i in 0 ..< k { for j in 0 ..< k {
+                let ih = oh * s - p + i, iw = ow * s - p + j
+                if ih >= 0 && ih < h && iw >= 0 && iw < w {
+                    acc += x[((b * cin + c) * h + ih) * w + iw] * weight[((o * cin + c) * k + i) * k + j]
+                }
+            }}}
+            y[((b * cout + o) * ho + oh) * wo + ow] = acc
+        }}}}
+        return y
+    }
+
+    func testForwardMatchesDirectConvolution() {
+        for (k, s, p, bias) in [(3, 1, 1, true), (3, 2, 0, false), (1, 1, 0, true), (1, 2, 0, false), (7, 2, 3, false)] {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "c", 3, 5, kernel: k, stride: s, padding: p, bias: bias, rng: .init(seed: 1))
+            store.allocate()
+            let shape = [2, 3, 9, 11]
+            let xNCHW = GradCheck.randomTensor(shape, seed: 3).toArray()
+            let y = conv.forward(Layout.cnhwTensor(shape: shape, nchw: xNCHW), Context())
+            let expected = naiveConv(xNCHW, n: 2, cin: 3, h: 9, w: 11, weight: store.array(named: "c.weight")!,
+                                     bias: store.array(named: "c.bias"), cout: 5, k: k, s: s, p: p)
+            let got = Layout.nchwArray(y)
+            XCTAssertEqual(got.count, expected.count)
+            let maxDiff = zip(got, expected).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(maxDiff, 1e-4, "k\(k) s\(s) p\(p)")
+        }
+    }
+
+    func testGradientsMatchFiniteDifferences() {
+        for (k, s, p) in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0)] {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "c", 2, 3, kernel: k, stride: s, padding: p, rng: .init(seed: 2))
+            store.allocate()
+            let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([2, 2, 6, 7], seed: 4), ctx: Context())
+            XCTAssertLessThan(result.maxInputError, 1e-2, "k\(k) s\(s) p\(p): \(result)")
+            XCTAssertLessThan(result.maxParameterError, 1e-2, "k\(k) s\(s) p\(p): \(result)")
+        }
+    }
+}
