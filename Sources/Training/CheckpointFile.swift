@@ -1,0 +1,113 @@
+import Foundation
+
+/// Checkpoint files: a safetensors payload compressed with zstd (`*.safetensors.zst`), written
+/// atomically (temporary file, fsync, rename) so a crash never leaves a half-written checkpoint
+/// under the real name, and a `latest` file naming the newest one.
+public enum CheckpointFile {
+    public struct Failure: Error, CustomStringConvertible {
+        public let path: String
+        public let message: String
+        public var description: String { "\(path): \(message)" }
+    }
+
+    public static let suffix = ".safetensors.zst"
+    public static let formatName = "fkp-checkpoint"
+    public static let formatVersion = "1"
+
+    /// Compresses and writes `tensors` to `url` atomically.
+    public static func write(_ tensors: SafeTensors, to url: URL) throws {
+        let payload = try tensors.serialized()
+        let compressed = try payload.withUnsafeBytes { try Zstd.compress($0) }
+        try writeAtomically(compressed, to: url)
+    }
+
+    /// Reads and validates a checkpoint; every failure names the file.
+    public static func read(_ url: URL) throws -> SafeTensors {
+        let path = url.path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(path: path, message: "cannot read the file (missing or unreadable)")
+        }
+        let payload: [UInt8]
+        do {
+            payload = try data.withUnsafeBytes { try Zstd.decompress($0) }
+        } catch {
+            throw Failure(path: path, message: "not a valid zstd-compressed checkpoint (\(error))")
+        }
+        let tensors: SafeTensors
+        do {
+            tensors = try SafeTensors(parsing: payload)
+        } catch {
+            throw Failure(path: path, message: "not a valid safetensors payload (\(error))")
+        }
+        return tensors
+    }
+
+    public static func writeAtomically(_ bytes: [UInt8], to url: URL) throws {
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw Failure(path: temporary.path, message: "cannot create (\(String(cString: strerror(errno))))") }
+        var ok = bytes.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary.path)
+            throw Failure(path: url.path, message: "write failed (\(reason)); the previous checkpoints are untouched")
+        }
+        guard rename(temporary.path, url.path) == 0 else {
+            unlink(temporary.path)
+            throw Failure(path: url.path, message: "rename failed (\(String(cString: strerror(errno))))")
+        }
+        // fsync the directory so the rename itself survives a crash.
+        let dirfd = open(directory.path, O_RDONLY)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    }
+
+    /// Checkpoints in `directory`, oldest first (by the step number in the name `step-NNNNNNNN`).
+    public static func list(in directory: URL) -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted()
+            .map { directory.appendingPathComponent($0) }
+    }
+
+    public static func name(step: Int) -> String { String(format: "step-%09d", step) + suffix }
+
+    /// Records `url` as the newest checkpoint and removes all but the newest `keep`.
+    public static func updateLatest(_ url: URL, keep: Int) throws {
+        let directory = url.deletingLastPathComponent()
+        try writeAtomically(Array((url.lastPathComponent + "\n").utf8), to: directory.appendingPathComponent("latest"))
+        if keep > 0 {
+            let all = list(in: directory)
+            for old in all.dropLast(keep) where old.lastPathComponent != url.lastPathComponent {
+                try? FileManager.default.removeItem(at: old)
+            }
+        }
+    }
+
+    /// Resolves `--resume`: a checkpoint file, a run directory (its `latest`), or nil when the
+    /// directory holds none (a fresh start for `--resume auto`).
+    public static func resolve(_ path: String) throws -> URL? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw Failure(path: path, message: "no such checkpoint file or run directory")
+        }
+        let url = URL(fileURLWithPath: path)
+        if !isDirectory.boolValue { return url }
+        let latest = url.appendingPathComponent("latest")
+        if let text = try? String(contentsOf: latest, encoding: .utf8) {
+            let candidate = url.appendingPathComponent(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+        }
+        return list(in: url).last
+    }
+}
