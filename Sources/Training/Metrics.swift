@@ -21,6 +21,10 @@ public struct ImageError: Codable, Equatable {
     public var source: String
     public var pixelError: Double
     public var nme: Double
+
+    public init(source: String, pixelError: Double, nme: Double) {
+        self.source = source; self.pixelError = pixelError; self.nme = nme
+    }
 }
 
 public enum KeypointScoring {
