@@ -27,19 +27,22 @@ public enum CheckpointFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Failure(path: path, message: "cannot read the file (missing or unreadable)")
         }
+        return try parse([UInt8](data), path: path)
+    }
+
+    /// Decompresses and parses checkpoint bytes (read here, or broadcast by rank 0).
+    public static func parse(_ bytes: [UInt8], path: String) throws -> SafeTensors {
         let payload: [UInt8]
         do {
-            payload = try data.withUnsafeBytes { try Zstd.decompress($0) }
+            payload = try bytes.withUnsafeBytes { try Zstd.decompress($0) }
         } catch {
             throw Failure(path: path, message: "not a valid zstd-compressed checkpoint (\(error))")
         }
-        let tensors: SafeTensors
         do {
-            tensors = try SafeTensors(parsing: payload)
+            return try SafeTensors(parsing: payload)
         } catch {
             throw Failure(path: path, message: "not a valid safetensors payload (\(error))")
         }
-        return tensors
     }
 
     public static func writeAtomically(_ bytes: [UInt8], to url: URL) throws {

@@ -1,0 +1,111 @@
+import Engine
+import Foundation
+import Models
+import SwiftMPI
+
+/// Where a run stands: enough, with the weights and optimizer state, for a bit-exact resume.
+public struct RunPosition: Codable, Equatable, Sendable {
+    public var epoch = 0
+    /// Batches of `epoch` already done (resume skips them).
+    public var batchInEpoch = 0
+    /// Optimizer steps taken.
+    public var step = 0
+    public var worldSize = 1
+    /// Per-rank dropout generator states (4 words each), in rank order.
+    public var randomStates: [[UInt64]] = []
+    public var bestValidationLoss: Double? = nil
+
+    public init() {}
+}
+
+/// The preprocessing a model was trained with, so eval and predict need only the checkpoint.
+public struct Preprocessing: Codable, Equatable, Sendable {
+    public var inputWidth: Int
+    public var inputHeight: Int
+    public var cropEnlargement: Float
+    /// Pixel normalisation applied to grey values in [0, 1]: (v - mean) / std.
+    public var mean: Float = 0.5
+    public var std: Float = 0.5
+    public var markup: String
+    public var markupCount: Int
+    public var keypoints: [Int]?
+    public var flipPermutation: [Int]
+    public var normalisingPair: [Int]?
+    public var task: TrainConfig.Task
+    public var heatmapSigma: Float
+}
+
+/// Reads and writes whole training states: model tensors under PyTorch names, optimizer state
+/// under `optimizer.*`, and JSON metadata (config, preprocessing, position).
+public enum TrainingCheckpoint {
+    public struct Contents {
+        public var file: SafeTensors
+        public var config: TrainConfig
+        public var model: ModelConfig
+        public var preprocessing: Preprocessing
+        public var position: RunPosition
+        public var optimizerStep: Int
+    }
+
+    public static func metadata(config: TrainConfig, model: ModelConfig, preprocessing: Preprocessing,
+                                position: RunPosition, globalBatch: Int, learningRate: Float, optimizerStep: Int) throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
+        return [
+            "format": CheckpointFile.formatName,
+            "format_version": CheckpointFile.formatVersion,
+            "model_name": model.name,
+            "model": try json(model),
+            "config": try json(config),
+            "preprocessing": try json(preprocessing),
+            "position": try json(position),
+            "epoch": String(position.epoch),
+            "step": String(position.step),
+            "global_batch": String(globalBatch),
+            "world_size": String(position.worldSize),
+            "learning_rate": String(learningRate),
+            "schedule": config.schedule,
+            "optimizer_step": String(optimizerStep),
+        ]
+    }
+
+    /// Parses a checkpoint's metadata; `path` names the file in errors.
+    public static func contents(of file: SafeTensors, path: String) throws -> Contents {
+        func fail(_ message: String) -> CheckpointFile.Failure { CheckpointFile.Failure(path: path, message: message) }
+        guard file.metadata["format"] == CheckpointFile.formatName else {
+            throw fail("not an fkp checkpoint (no format=\(CheckpointFile.formatName) in its metadata)")
+        }
+        guard file.metadata["format_version"] == CheckpointFile.formatVersion else {
+            throw fail("checkpoint format version \(file.metadata["format_version"] ?? "?") is not supported (this fkp reads \(CheckpointFile.formatVersion))")
+        }
+        func decode<T: Decodable>(_ key: String, as: T.Type) throws -> T {
+            guard let text = file.metadata[key], let value = try? JSONDecoder().decode(T.self, from: Data(text.utf8)) else {
+                throw fail("metadata '\(key)' is missing or malformed")
+            }
+            return value
+        }
+        return Contents(file: file, config: try decode("config", as: TrainConfig.self),
+                        model: try decode("model", as: ModelConfig.self),
+                        preprocessing: try decode("preprocessing", as: Preprocessing.self),
+                        position: try decode("position", as: RunPosition.self),
+                        optimizerStep: Int(file.metadata["optimizer_step"] ?? "0") ?? 0)
+    }
+
+    /// Rank 0 reads the file and broadcasts its bytes, so ranks need no shared filesystem. Every
+    /// rank gets the same result or the same error.
+    public static func readBroadcast(_ url: URL, communicator: Communicator) throws -> Contents {
+        var bytes: [UInt8] = []
+        var errorText = ""
+        if communicator.rank == 0 {
+            if let data = FileManager.default.contents(atPath: url.path) { bytes = [UInt8](data) } else {
+                errorText = "cannot read the file (missing or unreadable)"
+            }
+        }
+        errorText = try communicator.broadcast(errorText)
+        if !errorText.isEmpty { throw CheckpointFile.Failure(path: url.path, message: errorText) }
+        bytes = try communicator.broadcastBytes(bytes)
+        let file = try CheckpointFile.parse(bytes, path: url.path)
+        return try contents(of: file, path: url.path)
+    }
+}
