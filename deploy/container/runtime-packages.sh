@@ -13,15 +13,19 @@ if ldd "$1" | grep -q 'not found'; then
   exit 1
 fi
 
-# Usrmerge: ldd may say /lib/... where dpkg recorded /usr/lib/... (or the reverse), so try both.
-owner() {
-  local path
-  for path in "$1" "/usr$1" "${1#/usr}" "$(readlink -f "$1")"; do
-    dpkg-query -S "$path" 2>/dev/null | head -1 | cut -d: -f1 && return 0
-  done
-  return 1
-}
+# Usrmerge: ldd may say /lib/... where dpkg recorded /usr/lib/... (or the reverse), so each library
+# is looked up under both spellings of its path and of its resolved path, all in one dpkg-query call.
+mapfile -t libs < <(ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
+spellings() { local p; for p in "$1" "$(readlink -f "$1")"; do echo "${p#/usr}"; echo "/usr${p#/usr}"; done; }
+declare -A owner_of
+while IFS= read -r line; do
+  owner_of["${line#*: }"]=${line%%:*}      # "libopenmpi3:amd64: /usr/lib/.../libmpi.so.40"
+done < <(for lib in "${libs[@]}"; do spellings "$lib"; done | xargs -r dpkg-query -S 2>/dev/null || true)
 
-ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u | while read -r lib; do
-  owner "$lib" || echo "runtime-packages: no package owns $lib (skipped)" >&2
+for lib in "${libs[@]}"; do
+  package=""
+  while read -r path; do
+    [ -n "${owner_of[$path]:-}" ] && { package=${owner_of[$path]}; break; }
+  done < <(spellings "$lib")
+  if [ -n "$package" ]; then echo "$package"; else echo "runtime-packages: no package owns $lib (skipped)" >&2; fi
 done | sort -u
