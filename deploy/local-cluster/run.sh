@@ -65,51 +65,70 @@ bridge_ns="$tag-br"
 created=()   # namespaces to delete on exit, in creation order
 rundir=$(mktemp -d "${TMPDIR:-/tmp}/fkp-local-cluster.$$.XXXXXX")
 
+# True while any of the PIDs is alive (zombies, already dead, do not count).
+running() {
+  local pid state
+  for pid in "$@"; do
+    state=$(sed 's/.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null) || continue
+    [ "$state" != Z ] && return 0
+  done
+  return 1
+}
+
+launch_pid=""
 cleanup() {
   local status=$?
   set +e
   trap - EXIT INT TERM
-  # Stop every process still inside our namespaces (mpirun, orted, ranks), then drop the namespaces;
-  # their veth ends and the bridge go with them.
-  local ns pids
+  # Ask every process still inside our namespaces (mpirun, orted, ranks) to stop, drop the namespace
+  # names at once (the namespaces, their veth ends and the bridge vanish with their last process, so
+  # nothing is left behind even if this script is killed next), then give the processes 2 s before
+  # SIGKILL. Callers with a timeout (the tests) may SIGKILL this script soon after SIGTERM.
+  local ns pids all=""
   for ns in "${created[@]}"; do
     pids=$(ip netns pids "$ns" 2>/dev/null)
-    [ -n "$pids" ] && kill -TERM $pids 2>/dev/null
-  done
-  for ns in "${created[@]}"; do
-    for _ in $(seq 25); do  # up to 5 s for mpirun to stop its ranks
-      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break
-      sleep 0.2
-    done
-    pids=$(ip netns pids "$ns" 2>/dev/null)
-    [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+    [ -n "$pids" ] && { kill -TERM $pids 2>/dev/null; all="$all $pids"; }
     ip netns del "$ns" 2>/dev/null
   done
   rm -rf "$rundir"
   [ "${#created[@]}" -gt 0 ] && say "removed namespaces ${created[*]}"
+  if [ -n "$all" ]; then
+    for _ in $(seq 20); do
+      running $all || break
+      sleep 0.1
+    done
+    running $all && kill -KILL $all 2>/dev/null
+  fi
+  # Reap mpirun (our child), so it does not linger as a zombie where PID 1 does not reap.
+  [ -n "$launch_pid" ] && wait "$launch_pid" 2>/dev/null
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Every step of the network setup needs CAP_NET_ADMIN (and veth/bridge support): a failure here means
+# this machine cannot host the test, not that the command failed.
+net() { ip "$@" 2>"$rundir/err" || cannot "ip $*: $(cat "$rundir/err")"; }
+[ ! -e "/var/run/netns/$bridge_ns" ] || {
+  say "namespace $bridge_ns exists (left by a killed run with this PID?): ip netns del it and retry"; exit 1; }
 # The bridge lives in its own namespace, so no link or address ever appears in the root namespace.
-ip netns add "$bridge_ns" 2>"$rundir/err" || cannot "ip netns add: $(cat "$rundir/err")"
+net netns add "$bridge_ns"
 created+=("$bridge_ns")
-ip -n "$bridge_ns" link add br0 type bridge
-ip -n "$bridge_ns" link set br0 up
+net -n "$bridge_ns" link add br0 type bridge
+net -n "$bridge_ns" link set br0 up
 
 names=()
 for i in $(seq 1 "$hosts"); do
   ns="$tag-h$i"; name="node$i"; address=${addresses[$((i - 1))]}
-  ip netns add "$ns"
+  net netns add "$ns"
   created+=("$ns")
   # One veth pair per host: "eth0" inside the host, "vI" on the bridge.
-  ip -n "$bridge_ns" link add "v$i" type veth peer name eth0 netns "$ns"
-  ip -n "$bridge_ns" link set "v$i" master br0 up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "$address/24" dev eth0
-  ip -n "$ns" link set eth0 up
+  net -n "$bridge_ns" link add "v$i" type veth peer name eth0 netns "$ns"
+  net -n "$bridge_ns" link set "v$i" master br0 up
+  net -n "$ns" link set lo up
+  net -n "$ns" addr add "$address/24" dev eth0
+  net -n "$ns" link set eth0 up
   names+=("$name")
   say "host $name address $address slots ${host_slots[$((i - 1))]} (netns $ns)"
 done
@@ -153,6 +172,7 @@ ip netns exec "$tag-h1" unshare --uts -- sh -c 'hostname "$0" && exec "$@"' node
     "$@" &
 # Waiting on a background job (rather than running mpirun in the foreground) lets the INT/TERM traps
 # run at once, so a Ctrl-C or a test timeout still tears everything down.
+launch_pid=$!
 status=0
-wait $! || status=$?
+wait "$launch_pid" || status=$?
 exit "$status"
