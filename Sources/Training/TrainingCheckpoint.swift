@@ -39,6 +39,7 @@ public struct Preprocessing: Codable, Equatable, Sendable {
 /// under `optimizer.*`, and JSON metadata (config, preprocessing, position).
 public enum TrainingCheckpoint {
     public struct Contents {
+        public var path: String
         public var file: SafeTensors
         public var config: TrainConfig
         public var model: ModelConfig
@@ -85,7 +86,7 @@ public enum TrainingCheckpoint {
             }
             return value
         }
-        return Contents(file: file, config: try decode("config", as: TrainConfig.self),
+        return Contents(path: path, file: file, config: try decode("config", as: TrainConfig.self),
                         model: try decode("model", as: ModelConfig.self),
                         preprocessing: try decode("preprocessing", as: Preprocessing.self),
                         position: try decode("position", as: RunPosition.self),
@@ -94,7 +95,7 @@ public enum TrainingCheckpoint {
 
     /// Rank 0 reads the file and broadcasts its bytes, so ranks need no shared filesystem. Every
     /// rank gets the same result or the same error.
-    public static func readBroadcast(_ url: URL, communicator: Communicator) throws -> Contents {
+    public static func readFileBroadcast(_ url: URL, communicator: Communicator) throws -> SafeTensors {
         var bytes: [UInt8] = []
         var errorText = ""
         if communicator.rank == 0 {
@@ -105,7 +106,11 @@ public enum TrainingCheckpoint {
         errorText = try communicator.broadcast(errorText)
         if !errorText.isEmpty { throw CheckpointFile.Failure(path: url.path, message: errorText) }
         bytes = try communicator.broadcastBytes(bytes)
-        let file = try CheckpointFile.parse(bytes, path: url.path)
-        return try contents(of: file, path: url.path)
+        return try CheckpointFile.parse(bytes, path: url.path)
+    }
+
+    /// A whole training state (weights, optimizer, metadata), read by rank 0 and broadcast.
+    public static func readBroadcast(_ url: URL, communicator: Communicator) throws -> Contents {
+        try contents(of: try readFileBroadcast(url, communicator: communicator), path: url.path)
     }
 }

@@ -1,0 +1,95 @@
+import Engine
+import FaceData
+import Foundation
+import Models
+import SwiftMPI
+
+/// Runs a model over an evaluation loader (each sample exactly once across ranks) and scores it:
+/// the training loss, and keypoint errors in original-image pixels.
+public struct EvaluationResult {
+    public var loss = 0.0
+    public var metrics = KeypointMetrics()
+    /// This rank's per-image results (predictions and truth in original pixels), when collected.
+    public var images: [ImagePrediction] = []
+}
+
+public struct ImagePrediction {
+    public var source: String
+    public var predicted: [Float]
+    public var truth: [Float]
+    public var error: ImageError
+    /// The model's input crop (for pictures) and the normalised → crop mapping.
+    public var crop: GreyImage?
+    public var info: SampleInfo
+}
+
+public enum Evaluator {
+    /// Predicted keypoints of sample `i` of a batch, normalised to the crop (x / width, y / height).
+    public static func normalisedPrediction(_ output: Tensor, sample i: Int, task: TrainConfig.Task, keypoints: Int) -> [Float] {
+        switch task {
+        case .regression:
+            return Array(UnsafeBufferPointer(start: output.data + i * 2 * keypoints, count: 2 * keypoints))
+        case .heatmap:
+            let (h, w) = (output.h, output.w)
+            return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h)
+        }
+    }
+
+    public static func evaluate(network: Network, loader: BatchLoader, loss: Loss, task: TrainConfig.Task,
+                                normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
+                                keepImages: Bool = false, input: Tensor = Tensor(shape: [0])) throws -> EvaluationResult {
+        let wasTraining = network.training
+        network.training = false
+        defer { network.training = wasTraining }
+        var result = EvaluationResult()
+        var sums = [Double](repeating: 0, count: 7)   // loss·n, n, pixel, nme, failures, auc, images
+        let threshold = 0.08
+        loader.start(epoch: epoch)
+        let k = loader.pipeline.keypointCount
+        while let batch = try loader.next() {
+            guard batch.count > 0 else { continue }
+            let output = forward(network, batch, into: input)
+            let target = task == .heatmap ? batch.heatmaps : batch.keypoints
+            let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
+            sums[0] += Double(value) * Double(batch.count)
+            sums[1] += Double(batch.count)
+            for i in 0 ..< batch.count {
+                let info = batch.samples[i]
+                let predicted = loader.pipeline.sourceKeypoints(normalised: normalisedPrediction(output, sample: i, task: task, keypoints: k), info: info)
+                let truth = loader.pipeline.sourceKeypoints(normalised: Array(batch.keypoints[(i * 2 * k) ..< ((i + 1) * 2 * k)]), info: info)
+                let cropWidth = Double(batch.width) / Double(max(info.transform.meanScale, 1e-6))
+                let error = KeypointScoring.score(predicted: predicted, truth: truth, normalisingPair: normalisingPair,
+                                                  fallbackNorm: cropWidth, source: info.source)
+                sums[2] += error.pixelError
+                sums[3] += error.nme
+                sums[4] += error.nme > threshold ? 1 : 0
+                sums[5] += error.nme < threshold ? (threshold - error.nme) / threshold : 0
+                sums[6] += 1
+                if keepImages {
+                    let plane = batch.width * batch.height
+                    let pixels = batch.images[(i * plane) ..< ((i + 1) * plane)].map { $0 * 0.5 + 0.5 }
+                    result.images.append(ImagePrediction(source: info.source, predicted: predicted, truth: truth, error: error,
+                                                         crop: GreyImage(width: batch.width, height: batch.height, pixels: pixels),
+                                                         info: info))
+                }
+            }
+        }
+        try communicator.allreduce(&sums, op: .sum)
+        result.loss = sums[1] > 0 ? sums[0] / sums[1] : .nan
+        let n = max(sums[6], 1)
+        result.metrics.images = Int(sums[6])
+        result.metrics.meanPixelError = sums[2] / n
+        result.metrics.nme = sums[3] / n
+        result.metrics.failureRate = sums[4] / n
+        result.metrics.auc = sums[5] / n
+        result.metrics.threshold = threshold
+        return result
+    }
+
+    /// Copies a batch's images into `input` ([count, 1, H, W]) and runs the network.
+    public static func forward(_ network: Network, _ batch: Batch, into input: Tensor) -> Tensor {
+        input.resize([batch.count, 1, batch.height, batch.width])
+        batch.images.withUnsafeBufferPointer { input.data.update(from: $0.baseAddress!, count: input.count) }
+        return network.forward(input)
+    }
+}

@@ -1,0 +1,291 @@
+import Engine
+import FaceData
+import Foundation
+import Models
+import SwiftMPI
+
+/// How a run is driven (as opposed to what is trained, which is `TrainConfig`).
+public struct RunOptions {
+    public var outDirectory: URL
+    /// Write a checkpoint every this many optimizer steps (nil: at each epoch's end only).
+    public var checkpointEverySteps: Int? = nil
+    public var keep = 3
+    /// A checkpoint file or run directory to continue from; "auto" = this run's own directory.
+    public var resume: String? = nil
+    /// Initial weights (e.g. imported torchvision ResNet-50), loaded non-strictly; the fc is skipped.
+    public var initWeights: String? = nil
+    public var threads = 1
+    public var quiet = false
+    public var strict = false
+    public var pictures = true
+    /// Stop after this many optimizer steps in total (tests, exact-resume checks).
+    public var stopAfterSteps: Int? = nil
+
+    public init(outDirectory: URL) { self.outDirectory = outDirectory }
+}
+
+public struct TrainingFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct EpochRecord: Codable {
+    public var epoch: Int
+    public var step: Int
+    public var train_loss: Double
+    public var val_loss: Double?
+    public var images_per_s: Double
+    public var lr: Double
+    public var val_nme: Double?
+    public var val_pixel_error: Double?
+    public var val_failure_rate: Double?
+    public var seconds: Double
+}
+
+/// The data-parallel training loop. Every rank runs it: rank 0 initialises or loads the state and
+/// broadcasts it, each rank trains on its shard, gradients are averaged with an allreduce before
+/// every optimizer step (so all ranks take the same step), metrics are averaged, and only rank 0
+/// prints and writes files.
+public final class Trainer {
+    public let config: TrainConfig
+    public let options: RunOptions
+    public let communicator: Communicator
+    public let data: TrainingData
+    public let network: Network
+    public let optimizer: AdamW
+    public let loss: Loss
+    public let schedule: LearningRateSchedule
+    public private(set) var position = RunPosition()
+    public private(set) var history: [EpochRecord] = []
+    /// Losses of every optimizer step of this process (averaged over ranks), for tests and curves.
+    public private(set) var stepLosses: [Float] = []
+    let preprocessing: Preprocessing
+    let sync: GradientSync
+    let progress: ProgressReporter
+    let normalisingPair: (Int, Int)?
+    private let input = Tensor(shape: [0])
+    private var isRoot: Bool { communicator.rank == 0 }
+
+    public init(config: TrainConfig, options: RunOptions, communicator: Communicator, resumeFrom: TrainingCheckpoint.Contents? = nil) throws {
+        self.config = config
+        self.options = options
+        self.communicator = communicator
+        Parallel.setThreads(options.threads)
+        data = try TrainingData(config: config, rank: communicator.rank, worldSize: communicator.size,
+                                strict: options.strict, threads: 1)
+        let markup = data.markup
+        let outputs = config.outputs(markupCount: markup.count)
+        if let subset = config.keypoints, let bad = subset.first(where: { $0 < 0 || $0 >= markup.count }) {
+            throw TrainingFailure("keypoint \(bad) does not exist in the \(markup.name) markup (\(markup.count) points)")
+        }
+        let modelConfig = ModelConfig(name: config.model, outputs: outputs, inputHeight: config.inputHeight,
+                                      inputWidth: config.inputWidth, width: config.width, seed: config.seed)
+        network = try ModelZoo.make(modelConfig, dropout: config.dropout ? nil : 0)
+        // Each rank draws its own dropout masks.
+        network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
+        optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        loss = Trainer.makeLoss(config)
+        normalisingPair = Trainer.normalisingPair(markup: markup, subset: config.keypoints)
+        preprocessing = Preprocessing(inputWidth: config.inputWidth, inputHeight: config.inputHeight,
+                                      cropEnlargement: config.cropEnlargement, markup: markup.name, markupCount: markup.count,
+                                      keypoints: config.keypoints, flipPermutation: markup.flipPermutation,
+                                      normalisingPair: markup.normalisingPair.map { [$0.0, $0.1] }, task: config.task,
+                                      heatmapSigma: config.heatmapSigma)
+        sync = GradientSync(communicator: communicator)
+        progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
+        let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
+        schedule = try LearningRateSchedule.parse(config.schedule, totalSteps: stepsPerEpoch * config.epochs,
+                                                  warmupSteps: config.warmupSteps)
+
+        if let state = resumeFrom {
+            try restore(state)
+        } else if let initWeights = options.initWeights {
+            let file = try TrainingCheckpoint.readFileBroadcast(URL(fileURLWithPath: initWeights), communicator: communicator)
+            let head = Set(network.store.parameters.map(\.name).filter { $0.hasPrefix("fc.") || $0.hasPrefix("fc1.") || $0 == "conv.weight" || $0 == "conv.bias" })
+            do { try StateDict.load(file, into: network.store, strict: false, skip: head) } catch {
+                throw TrainingFailure("\(initWeights): \(error)")
+            }
+        }
+        // Replicas start identical: rank 0's parameters and buffers go to everyone.
+        try communicator.broadcast(network.store.values)
+        try communicator.broadcast(network.store.state)
+    }
+
+    static func makeLoss(_ config: TrainConfig) -> Loss {
+        guard config.task == .heatmap else { return MSELoss() }
+        return config.heatmapLoss == "mse" ? HeatmapMSELoss(positiveWeight: 10) : SpatialSoftmaxCrossEntropy()
+    }
+
+    /// The markup's NME pair, re-indexed into a keypoint subset (nil when the subset lacks it).
+    static func normalisingPair(markup: KeypointMarkup, subset: [Int]?) -> (Int, Int)? {
+        guard let (a, b) = markup.normalisingPair else { return nil }
+        guard let subset else { return (a, b) }
+        guard let i = subset.firstIndex(of: a), let j = subset.firstIndex(of: b) else { return nil }
+        return (i, j)
+    }
+
+    static func stepsPerEpoch(_ config: TrainConfig, batches: Int) -> Int {
+        let steps = max(1, batches / max(1, config.accumulate))
+        return min(steps, config.stepsPerEpoch ?? steps)
+    }
+
+    private func restore(_ state: TrainingCheckpoint.Contents) throws {
+        do {
+            try StateDict.load(state.file, into: network.store)
+            try StateDict.loadOptimizerState(state.file, into: optimizer.stateBuffers, layout: network.store)
+        } catch {
+            throw TrainingFailure("\(state.path): \(error)")
+        }
+        optimizer.stepCount = state.optimizerStep
+        position = state.position
+        if position.worldSize == communicator.size, position.randomStates.count == communicator.size {
+            network.context.random = RandomGenerator(state: position.randomStates[communicator.rank])
+        }
+        position.worldSize = communicator.size
+    }
+
+    // MARK: - The loop
+
+    public func run() throws {
+        let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
+        let globalBatch = config.batch * communicator.size * config.accumulate
+        if isRoot {
+            try FileManager.default.createDirectory(at: options.outDirectory, withIntermediateDirectories: true)
+            progress.log("fkp train: \(config.model) (\(network.parameterCount) parameters) on \(data.train.name), validation \(data.validation.count) faces")
+            progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; out \(options.outDirectory.path)")
+            if position.step > 0 { progress.log("resumed at epoch \(position.epoch + 1), step \(position.step)") }
+            if position.step == 0 && options.pictures { try? Pictures.trainingSamples(data.trainLoader, to: options.outDirectory) }
+        }
+        if isRoot { try MetricsLog.truncate(options.outDirectory, afterEpoch: position.epoch) }
+        history = isRoot ? MetricsLog.read(options.outDirectory) : []
+        let started = Date()
+        var stepsThisRun = 0
+        while position.epoch < config.epochs {
+            let epochStart = Date()
+            var lossSum = 0.0, lossCount = 0, images = 0
+            data.trainLoader.start(epoch: position.epoch, fromBatch: position.batchInEpoch * config.accumulate)
+            while position.batchInEpoch < stepsPerEpoch {
+                if let stop = options.stopAfterSteps, stepsThisRun >= stop { return }
+                let stepLoss = try trainStep(images: &images)
+                lossSum += Double(stepLoss); lossCount += 1
+                position.batchInEpoch += 1
+                position.step += 1
+                stepsThisRun += 1
+                let elapsed = Date().timeIntervalSince(epochStart)
+                let perSecond = Double(images * communicator.size) / max(elapsed, 1e-9)
+                let stepsLeft = Double((config.epochs - position.epoch) * stepsPerEpoch - position.batchInEpoch)
+                progress.update(.init(epoch: position.epoch + 1, epochs: config.epochs, step: position.batchInEpoch,
+                                      stepsPerEpoch: stepsPerEpoch, loss: lossSum / Double(lossCount), imagesPerSecond: perSecond,
+                                      secondsLeft: stepsLeft * elapsed / Double(max(1, position.batchInEpoch))))
+                if let every = options.checkpointEverySteps, position.step % every == 0, position.batchInEpoch < stepsPerEpoch {
+                    try saveCheckpoint(globalBatch: globalBatch)
+                }
+            }
+            let seconds = Date().timeIntervalSince(epochStart)
+            let trainLoss = try sync.weightedMean([lossSum / Double(max(1, lossCount))], weight: 1)[0]
+            let evaluation = try data.validationLoader.map {
+                try Evaluator.evaluate(network: network, loader: $0, loss: loss, task: config.task,
+                                       normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
+            }
+            let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
+                                     images_per_s: Double(images * communicator.size) / max(seconds, 1e-9),
+                                     lr: Double(schedule.rate(base: config.learningRate, step: max(0, position.step - 1))),
+                                     val_nme: evaluation?.metrics.nme, val_pixel_error: evaluation?.metrics.meanPixelError,
+                                     val_failure_rate: evaluation?.metrics.failureRate, seconds: seconds)
+            history.append(record)
+            position.epoch += 1
+            position.batchInEpoch = 0
+            if isRoot {
+                try MetricsLog.append(record, to: options.outDirectory)
+                var line = String(format: "epoch %d/%d train_loss %.6f", record.epoch, config.epochs, record.train_loss)
+                if let e = evaluation {
+                    line += String(format: " val_loss %.6f val_nme %.4f val_px %.2f fail@0.08 %.1f%%", e.loss, e.metrics.nme,
+                                   e.metrics.meanPixelError, 100 * e.metrics.failureRate)
+                }
+                progress.log(line + String(format: " %.1f images/s %.0f s", record.images_per_s, seconds))
+            }
+            try saveCheckpoint(globalBatch: globalBatch)
+        }
+        if options.pictures { try finalPictures() }
+        if isRoot {
+            progress.log(String(format: "done in %.0f s; checkpoints in %@", Date().timeIntervalSince(started), options.outDirectory.path))
+        }
+    }
+
+    /// One optimizer step: `accumulate` forward/backward passes, gradient averaging over ranks, AdamW.
+    /// Returns the loss averaged over the micro-batches and ranks.
+    private func trainStep(images: inout Int) throws -> Float {
+        network.training = true
+        var local = 0.0
+        for _ in 0 ..< config.accumulate {
+            guard let batch = try data.trainLoader.next() else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
+            let output = Evaluator.forward(network, batch, into: input)
+            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
+            let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
+            local += Double(value)
+            let gradient = loss.gradient
+            if config.accumulate > 1 {
+                let scale = 1 / Float(config.accumulate)
+                for i in 0 ..< gradient.count { gradient.data[i] *= scale }
+            }
+            network.backward(gradient)
+            images += batch.count
+        }
+        try sync.average(network.store.grads)
+        let mean = try communicator.allreduce(local / Double(config.accumulate), op: .sum) / Double(communicator.size)
+        guard mean.isFinite else {
+            throw TrainingFailure("the loss became \(mean) at step \(position.step + 1) (epoch \(position.epoch + 1)); stopping. The last good checkpoint in \(options.outDirectory.path) is kept — try a lower --lr")
+        }
+        optimizer.step(learningRate: schedule.rate(base: config.learningRate, step: position.step))
+        network.store.zeroGrads()
+        stepLosses.append(Float(mean))
+        return Float(mean)
+    }
+
+    // MARK: - Checkpoints
+
+    /// Averages BatchNorm running statistics over ranks (each rank saw its own batches), gathers
+    /// every rank's dropout generator, and has rank 0 write the checkpoint.
+    public func saveCheckpoint(globalBatch: Int) throws {
+        if communicator.size > 1 && network.store.bufferCount > 0 {
+            try communicator.allreduce(network.store.state, op: .sum)
+            let scale = 1 / Float(communicator.size)
+            for i in 0 ..< network.store.bufferCount { network.store.state[i] *= scale }
+        }
+        let words = try communicator.allgather(network.context.random.stateArray.map { Int64(bitPattern: $0) })
+        position.randomStates = (0 ..< communicator.size).map { r in words[(r * 4) ..< (r * 4 + 4)].map { UInt64(bitPattern: $0) } }
+        position.worldSize = communicator.size
+        var failure = ""
+        if isRoot {
+            do {
+                var file = SafeTensors(metadata: try TrainingCheckpoint.metadata(
+                    config: config, model: network.config, preprocessing: preprocessing, position: position,
+                    globalBatch: globalBatch, learningRate: schedule.rate(base: config.learningRate, step: position.step),
+                    optimizerStep: optimizer.stepCount))
+                StateDict.add(network.store, to: &file)
+                StateDict.addOptimizerState(optimizer.stateBuffers, layout: network.store, to: &file)
+                let url = options.outDirectory.appendingPathComponent(CheckpointFile.name(step: position.step))
+                try CheckpointFile.write(file, to: url)
+                try CheckpointFile.updateLatest(url, keep: options.keep)
+            } catch {
+                failure = "\(error)"
+            }
+        }
+        // Every rank stops if rank 0 could not write (a full disk must not go unnoticed).
+        failure = try communicator.broadcast(failure)
+        if !failure.isEmpty { throw TrainingFailure("checkpoint not written: \(failure)") }
+    }
+
+    private func finalPictures() throws {
+        guard let loader = data.validationLoader ?? Optional(data.trainLoader) else { return }
+        let evaluation = try Evaluator.evaluate(network: network, loader: loader, loss: loss, task: config.task,
+                                                normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot)
+        guard isRoot else { return }
+        try? Pictures.lossCurves(history, to: options.outDirectory)
+        try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)
+        try? Pictures.firstLayerFilters(network, to: options.outDirectory)
+        if config.task == .heatmap, let first = evaluation.images.first?.crop {
+            try? Pictures.heatmaps(network: network, crop: first, to: options.outDirectory)
+        }
+    }
+}
