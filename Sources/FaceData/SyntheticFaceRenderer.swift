@@ -81,7 +81,7 @@ enum SynthFaceRenderer {
 
             // Socket shadow and lid crease above the eye.
             canvas.fill(SynthShapes.ellipse(center: center + SynthPoint(0, -0.02 * unit), rx: eyeWidth * 0.7,
-                                            ry: eyeWidth * 0.35, angle: angle, sides: 20), lit(skin * 0.85, 0.5))
+                                            ry: eyeWidth * 0.4, angle: angle, sides: 20), lit(skin * 0.88, 0.35))
             let up = SynthPoint(across.y, -across.x) * (1 / max(eyeWidth, 1e-3))
             let crease = upper.map { $0 + up * (0.055 * unit) }
             canvas.fill(SynthShapes.stroke(crease, width: 0.018 * unit, startScale: 0.2, endScale: 0.2, bulge: 2),
@@ -122,11 +122,11 @@ enum SynthFaceRenderer {
             let up = k[30] - k[33]
             let curve = [inner + (base - inner) * 0.3 + up * 0.1, base, base + outward * 0.35 + up * 0.45, base + up * 0.9 - outward * 0.1]
             canvas.fill(SynthShapes.stroke(SynthShapes.spline(curve, steps: 5), width: 0.022 * unit, startScale: 0.3, endScale: 0.2, bulge: 1),
-                        lit(skin * 0.6, 0.8))
+                        lit(skin * 0.65, 0.6))
         }
         canvas.fill(SynthShapes.stroke(SynthShapes.spline(Array(k[31...35]), steps: 4), width: 0.03 * unit,
-                                       startScale: 0.4, endScale: 0.4, bulge: 0.6), lit(skin * 0.65, 0.7))
-        for hole in g.nostrils { canvas.fill(hole, lit(skin * 0.22, 0.9)) }
+                                       startScale: 0.4, endScale: 0.4, bulge: 0.6), lit(skin * 0.72, 0.5))
+        for hole in g.nostrils { canvas.fill(hole, lit(skin * 0.3, 0.85)) }
     }
 
     private static func drawMouth(_ canvas: SynthCanvas, _ k: [SynthPoint], _ g: SynthFaceGeometry, skin: Float,
