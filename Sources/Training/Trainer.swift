@@ -9,6 +9,8 @@ public struct RunOptions {
     public var outDirectory: URL
     /// Write a checkpoint every this many optimizer steps (nil: at each epoch's end only).
     public var checkpointEverySteps: Int? = nil
+    /// Write a checkpoint at the end of every this many epochs (and always after the last).
+    public var checkpointEveryEpochs = 1
     public var keep = 3
     /// A checkpoint file or run directory to continue from; "auto" = this run's own directory.
     public var resume: String? = nil
@@ -84,7 +86,7 @@ public final class Trainer {
         // Each rank draws its own dropout masks.
         network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
         optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
-        loss = Trainer.makeLoss(config)
+        loss = Trainer.lossFunction(config)
         normalisingPair = Trainer.normalisingPair(markup: markup, subset: config.keypoints)
         preprocessing = Preprocessing(inputWidth: config.inputWidth, inputHeight: config.inputHeight,
                                       cropEnlargement: config.cropEnlargement, markup: markup.name, markupCount: markup.count,
@@ -111,13 +113,13 @@ public final class Trainer {
         try communicator.broadcast(network.store.state)
     }
 
-    static func makeLoss(_ config: TrainConfig) -> Loss {
+    public static func lossFunction(_ config: TrainConfig) -> Loss {
         guard config.task == .heatmap else { return MSELoss() }
         return config.heatmapLoss == "mse" ? HeatmapMSELoss(positiveWeight: 10) : SpatialSoftmaxCrossEntropy()
     }
 
     /// The markup's NME pair, re-indexed into a keypoint subset (nil when the subset lacks it).
-    static func normalisingPair(markup: KeypointMarkup, subset: [Int]?) -> (Int, Int)? {
+    public static func normalisingPair(markup: KeypointMarkup, subset: [Int]?) -> (Int, Int)? {
         guard let (a, b) = markup.normalisingPair else { return nil }
         guard let subset else { return (a, b) }
         guard let i = subset.firstIndex(of: a), let j = subset.firstIndex(of: b) else { return nil }
@@ -204,7 +206,9 @@ public final class Trainer {
                 }
                 progress.log(line + String(format: " %.1f images/s %.0f s", record.images_per_s, seconds))
             }
-            try saveCheckpoint(globalBatch: globalBatch)
+            if position.epoch % options.checkpointEveryEpochs == 0 || position.epoch == config.epochs {
+                try saveCheckpoint(globalBatch: globalBatch)
+            }
         }
         if options.pictures { try finalPictures() }
         if isRoot {

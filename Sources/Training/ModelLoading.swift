@@ -1,0 +1,49 @@
+import Engine
+import FaceData
+import Foundation
+import Models
+import SwiftMPI
+
+/// A trained model restored from a checkpoint, with the preprocessing it was trained with.
+public final class TrainedModel {
+    public let network: Network
+    public let config: TrainConfig
+    public let preprocessing: Preprocessing
+    public let markup: KeypointMarkup
+
+    /// Reads `path` (rank 0 reads and broadcasts) and rebuilds the network in evaluation mode.
+    public init(checkpoint path: String, communicator: Communicator) throws {
+        let state = try TrainingCheckpoint.readBroadcast(URL(fileURLWithPath: path), communicator: communicator)
+        config = state.config
+        preprocessing = state.preprocessing
+        let p = state.preprocessing
+        markup = KeypointMarkup(name: p.markup, count: p.markupCount, flipPermutation: p.flipPermutation,
+                                normalisingPair: p.normalisingPair.map { ($0[0], $0[1]) })
+        network = try ModelZoo.make(state.model, dropout: 0)
+        do { try StateDict.load(state.file, into: network.store) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
+        network.training = false
+    }
+
+    /// Loader options for evaluating on another dataset with this model's preprocessing.
+    public func loaderOptions(batch: Int, strict: Bool) -> LoaderOptions {
+        var c = config
+        c.batch = batch
+        return TrainingData.loaderOptions(c, strict: strict)
+    }
+
+    /// The NME pair in the model's keypoint indices.
+    public var normalisingPair: (Int, Int)? { Trainer.normalisingPair(markup: markup, subset: config.keypoints) }
+
+    public var keypointCount: Int { config.keypoints?.count ?? markup.count }
+
+    /// Keypoints (original image pixels, interleaved x, y) of one face; `box` nil = the whole image.
+    public func predict(image: GreyImage, box: Box?, source: String) throws -> [Float] {
+        let pipeline = try SamplePipeline(markup: markup, options: loaderOptions(batch: 1, strict: true))
+        let record = FaceRecord(image: image, keypoints: [Float](repeating: 0, count: 2 * markup.count), box: box, source: source)
+        let sample = pipeline.sample(record)
+        let input = Tensor(shape: [1, 1, sample.image.height, sample.image.width], values: sample.image.pixels.map { ($0 - preprocessing.mean) / preprocessing.std })
+        let output = network.forward(input)
+        let normalised = Evaluator.normalisedPrediction(output, sample: 0, task: config.task, keypoints: keypointCount)
+        return pipeline.sourceKeypoints(normalised: normalised, info: sample.info)
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Engine
+import FaceData
+import Foundation
+import SwiftMPI
+import Training
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a checkpoint on a dataset: MSE, pixel error, NME, failure rate, AUC@0.08.")
+
+    @Option(help: "Checkpoint file (*.safetensors.zst).") var checkpoint: String
+    @Option(help: "Dataset path (IMM folder, dlib XML, .pts folder, synthetic[:N]).") var data: String
+    @Flag(help: "Evaluate only the validation split the model was trained with (same seed and fraction).") var validationOnly = false
+    @Option(help: "Batch size per rank.") var batch = 16
+    @Option(help: "Threads per rank.") var threads: Int = Train.defaultThreads
+    @Option(help: "Write per-image errors to this CSV.") var perImage: String?
+    @Option(help: "Write a Kaggle-style submission (Id,Predicted; original image pixels) to this CSV.") var kaggle: String?
+    @Flag(help: "Stop at the first unreadable sample.") var strict = false
+
+    func run() throws {
+        runReportingErrors {
+            let world = MPI.world
+            Parallel.setThreads(threads)
+            let model = try TrainedModel(checkpoint: checkpoint, communicator: world)
+            let skips = SkipLog()
+            var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips))
+            if validationOnly {
+                let c = model.config
+                let split = c.split == .byPerson ? dataset.personSplit(testFraction: c.validationFraction, seed: c.seed)
+                    : dataset.randomSplit(testFraction: c.validationFraction, seed: c.seed)
+                dataset = split.test
+            }
+            guard dataset.markup.count == model.markup.count else {
+                throw ValidationError("\(data): \(dataset.markup.count)-point markup, the model was trained on \(model.markup.count) points (\(model.markup.name))")
+            }
+            let sampler = DistributedSampler(count: dataset.count, rank: world.rank, worldSize: world.size, seed: 0, mode: .evaluation)
+            let loader = try BatchLoader(dataset: dataset, sampler: sampler, options: model.loaderOptions(batch: batch, strict: strict), skips: skips)
+            let loss = Trainer.lossFunction(model.config)
+            let wantRows = perImage != nil || kaggle != nil
+            let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, task: model.config.task,
+                                                normalisingPair: model.normalisingPair, communicator: world, keepImages: wantRows)
+            if wantRows {
+                // Every rank scored its own shard: gather the rows on rank 0.
+                let rows = result.images.map { p in
+                    "\(p.source)\t\(p.error.pixelError)\t\(p.error.nme)\t" + p.predicted.map { String($0) }.joined(separator: " ")
+                }.joined(separator: "\n")
+                let all = try world.allgather(rows).filter { !$0.isEmpty }.joined(separator: "\n")
+                if world.rank == 0 { try writeCSVs(all.split(separator: "\n").map(String.init)) }
+            }
+            guard world.rank == 0 else { return }
+            let m = result.metrics
+            print("checkpoint: \(checkpoint)")
+            print("data: \(dataset.name)\(skips.count > 0 ? " (skipped \(skips.count))" : "")")
+            print(String(format: "images: %d", m.images))
+            print(String(format: "mse: %.6f", result.loss))
+            print(String(format: "mean pixel error: %.3f", m.meanPixelError))
+            print(String(format: "nme: %.5f", m.nme))
+            print(String(format: "failure rate@%.2f: %.4f", m.threshold, m.failureRate))
+            print(String(format: "auc@%.2f: %.4f", m.threshold, m.auc))
+        }
+    }
+
+    private func writeCSVs(_ rows: [String]) throws {
+        let parsed = rows.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        if let perImage {
+            var text = "image,pixel_error,nme\n"
+            for r in parsed { text += "\(csvField(r[0])),\(r[1]),\(r[2])\n" }
+            try text.write(toFile: perImage, atomically: true, encoding: .utf8)
+        }
+        if let kaggle {
+            var text = "Id,Predicted\n"
+            for r in parsed {
+                let values = r[3].split(separator: " ")
+                let name = URL(fileURLWithPath: r[0]).lastPathComponent
+                for (j, v) in values.enumerated() { text += "\(csvField("\(name)_\(j / 2)_\(j % 2 == 0 ? "x" : "y")")),\(v)\n" }
+            }
+            try text.write(toFile: kaggle, atomically: true, encoding: .utf8)
+        }
+    }
+
+    private func csvField(_ s: String) -> String {
+        s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import SwiftMPI
+import Training
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a keypoint model (single rank, or data-parallel under mpirun).",
+        discussion: """
+        With no options it trains FaceNet on 68 keypoints of built-in synthetic faces (runs/default).
+        Under `mpirun -np N fkp train ...` every rank trains on its shard; --batch is per rank.
+        """)
+
+    @Option(help: "A preset from `fkp presets` (the write-up's experiments).") var preset: String?
+    @Option(help: "Model: nosenet, facenet, resnet18, resnet34, resnet50, unet.") var model: String?
+    @Option(help: "Dataset: an IMM folder, a dlib XML file or folder, a 300-W .pts folder, or synthetic[:N].") var data: String?
+    @Option(help: "Epochs to train (with --resume: the new total).") var epochs: Int?
+    @Option(help: "Batch size per rank.") var batch: Int?
+    @Option(name: .customLong("lr"), help: "Peak learning rate (AdamW).") var learningRate: Float?
+    @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float?
+    @Option(help: "Learning-rate schedule: constant, cosine, step:EVERY:GAMMA.") var schedule: String?
+    @Flag(inversion: .prefixedNo, help: "Augment training samples (shear, shift, zoom, rotation, flip, light).") var augment: Bool?
+    @Option(help: "Threads per rank for OpenBLAS and the engine's loops.") var threads: Int = Train.defaultThreads
+    @Option(help: "Seed for weights, split, shuffling, augmentation and dropout.") var seed: UInt64?
+    @Option(help: "Run folder for checkpoints, metrics and pictures (default runs/PRESET).") var out: String?
+    @Option(help: "Checkpoint every N optimizer steps, or every N epochs with a suffix: 500 or 2e (default 1e).") var checkpointEvery: String?
+    @Option(help: "Checkpoints to keep (the newest).") var keep: Int = 3
+    @Option(help: "Continue from a checkpoint file or run folder; 'auto' = the --out folder if it has one.") var resume: String?
+    @Option(name: .customLong("init"), help: "Start from these weights (e.g. `fkp import-weights` output); the head is not loaded.") var initWeights: String?
+    @Option(help: "Fraction of the data held out for validation.") var valSplit: Double?
+    @Option(help: "Split: random or by-person.") var split: String?
+    @Option(help: "Accumulate gradients over N batches per optimizer step.") var accumulate: Int?
+    @Option(help: "Cap on optimizer steps per epoch (quick runs).") var stepsPerEpoch: Int?
+    @Option(help: "Input size WxH, e.g. 160x120.") var inputSize: String?
+    @Option(help: "U-Net base width / model width.") var width: Int?
+    @Option(help: "Train on these keypoint indices only, e.g. 52 or 36,45.") var keypoints: String?
+    @Option(help: "Heatmap Gaussian sigma in input pixels (U-Net).") var heatmapSigma: Float?
+    @Option(help: "Heatmap loss: softmax-ce or mse.") var heatmapLoss: String?
+    @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
+    @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Do not write pictures.") var noPictures = false
+
+    static var defaultThreads: Int {
+        if let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n > 0 { return n }
+        return MPI.launchedByProcessManager ? 1 : ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// The preset (or default) configuration with this command line's overrides.
+    func configuration() throws -> TrainConfig {
+        let name = preset ?? "default"
+        guard var config = Preset.named(name)?.config else {
+            throw ValidationError("unknown preset '\(name)' (known: \(Preset.all.map(\.name).joined(separator: ", ")))")
+        }
+        if let preset, let hint = Preset.named(preset)?.dataHint, data == nil {
+            throw ValidationError("preset \(preset) needs --data: \(hint)")
+        }
+        if let model { config.model = model; if model == "unet" { config.task = .heatmap } else { config.task = .regression } }
+        if let data { config.data = data }
+        if let epochs { config.epochs = epochs }
+        if let batch { config.batch = batch }
+        if let learningRate { config.learningRate = learningRate }
+        if let weightDecay { config.weightDecay = weightDecay }
+        if let schedule { config.schedule = schedule }
+        if let augment { config.augment = augment }
+        if let seed { config.seed = seed }
+        if let valSplit { config.validationFraction = valSplit }
+        if let split {
+            guard let s = TrainConfig.Split(rawValue: split) else { throw ValidationError("--split must be random or by-person") }
+            config.split = s
+        }
+        if let accumulate { config.accumulate = accumulate }
+        if let stepsPerEpoch { config.stepsPerEpoch = stepsPerEpoch }
+        if let width { config.width = width }
+        if let heatmapSigma { config.heatmapSigma = heatmapSigma }
+        if let heatmapLoss { config.heatmapLoss = heatmapLoss }
+        if let inputSize {
+            let parts = inputSize.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-size must look like 160x120") }
+            (config.inputWidth, config.inputHeight) = (parts[0], parts[1])
+        }
+        if let keypoints {
+            let list = keypoints.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else { throw ValidationError("--keypoints must be indices like 52 or 36,45") }
+            config.keypoints = list.map { $0! }
+        }
+        guard config.epochs > 0, config.batch > 0, config.accumulate > 0 else {
+            throw ValidationError("--epochs, --batch and --accumulate must be positive")
+        }
+        guard config.learningRate > 0, config.learningRate.isFinite else { throw ValidationError("--lr must be positive") }
+        guard (0 ..< 1).contains(config.validationFraction) else { throw ValidationError("--val-split must be in [0, 1)") }
+        return config
+    }
+
+    func run() throws {
+        runReportingErrors {
+            var config = try configuration()
+            let world = MPI.world
+            let outPath = out ?? "runs/\(config.preset ?? config.model)"
+            var runOptions = RunOptions(outDirectory: URL(fileURLWithPath: outPath))
+            runOptions.keep = keep
+            runOptions.threads = max(1, threads)
+            runOptions.quiet = quiet
+            runOptions.strict = strict
+            runOptions.pictures = !noPictures
+            runOptions.initWeights = initWeights
+            if let every = checkpointEvery {
+                if every.hasSuffix("e") {
+                    guard let n = Int(every.dropLast()), n > 0 else { throw ValidationError("--checkpoint-every: use N (steps) or Ne (epochs)") }
+                    runOptions.checkpointEveryEpochs = n
+                } else {
+                    guard let n = Int(every), n > 0 else { throw ValidationError("--checkpoint-every: use N (steps) or Ne (epochs)") }
+                    runOptions.checkpointEverySteps = n
+                }
+            }
+            var resumeState: TrainingCheckpoint.Contents?
+            if let resume {
+                // Rank 0 resolves the path (ranks need not share a filesystem) and tells the others.
+                var resolved = ""
+                var failure = ""
+                if world.rank == 0 {
+                    do { resolved = try CheckpointFile.resolve(resume == "auto" ? outPath : resume)?.path ?? "" } catch {
+                        if resume != "auto" { failure = "\(error)" }
+                    }
+                }
+                failure = try world.broadcast(failure)
+                if !failure.isEmpty { throw ValidationError(failure) }
+                resolved = try world.broadcast(resolved)
+                if !resolved.isEmpty {
+                    let state = try TrainingCheckpoint.readBroadcast(URL(fileURLWithPath: resolved), communicator: world)
+                    let requestedEpochs = epochs
+                    config = state.config
+                    if let requestedEpochs { config.epochs = requestedEpochs }
+                    resumeState = state
+                    if world.rank == 0 && !quiet { print("resuming from \(resolved)") }
+                } else if world.rank == 0 && !quiet {
+                    print("no checkpoint in \(outPath): starting a new run")
+                }
+            }
+            let trainer = try Trainer(config: config, options: runOptions, communicator: world, resumeFrom: resumeState)
+            try trainer.run()
+        }
+    }
+}
+
+struct Presets: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the experiments' presets and their settings.")
+
+    func run() throws {
+        for preset in Preset.all {
+            let c = preset.config
+            print("\(preset.name): \(preset.summary)")
+            var settings = "  model \(c.model)\(c.width.map { " width \($0)" } ?? "") task \(c.task.rawValue) input \(c.inputWidth)x\(c.inputHeight)"
+            settings += " epochs \(c.epochs) batch \(c.batch) lr \(c.learningRate) wd \(c.weightDecay) schedule \(c.schedule)"
+            settings += " augment \(c.augment) split \(c.split.rawValue) val \(c.validationFraction) crop +\(Int(c.cropEnlargement * 100))%"
+            if let k = c.keypoints { settings += " keypoints \(k.map(String.init).joined(separator: ","))" }
+            if c.task == .heatmap { settings += " sigma \(c.heatmapSigma) loss \(c.heatmapLoss)" }
+            print(settings)
+            print("  data: \(preset.dataHint ?? c.data)")
+        }
+    }
+}
