@@ -102,3 +102,28 @@ final class BatchNormTests: XCTestCase {
         XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: "bn.bias")!, plainStore.gradArray(named: "bn.bias")!), 1e-5)
     }
 }
+
+final class BatchNormPyTorchTests: XCTestCase {
+    func testMatchesPyTorch() {
+        for f in Fixtures.load("batchnorm2d") {
+            let store = ParameterStore()
+            let channels = f.shape("x")[1]
+            let bn = BatchNorm2d(store, "bn", channels, eps: f.float("eps"), momentum: f.float("momentum"), fusedReLU: f.bool("fusedReLU"))
+            store.allocate()
+            store.set("bn.weight", f.array("weight")); store.set("bn.bias", f.array("bias"))
+            store.set("bn.running_mean", f.array("running_mean_before")); store.set("bn.running_var", f.array("running_var_before"))
+            let ctx = Context(training: true)
+            let y = bn.forward(f.tensor("x"), ctx)
+            Fixtures.assertClose(Layout.nchwArray(y), f.array("y"), "\(f.name).y")
+            Fixtures.assertClose(store.array(named: "bn.running_mean")!, f.array("running_mean"), "\(f.name).running_mean")
+            Fixtures.assertClose(store.array(named: "bn.running_var")!, f.array("running_var"), "\(f.name).running_var")
+            XCTAssertEqual(store.array(named: "bn.num_batches_tracked"), [1])
+            let dx = bn.backward(f.tensor("dy"), ctx)
+            Fixtures.assertClose(Layout.nchwArray(dx), f.array("dx"), "\(f.name).dx")
+            Fixtures.assertClose(store.gradArray(named: "bn.weight")!, f.array("weight_grad"), "\(f.name).weight_grad")
+            Fixtures.assertClose(store.gradArray(named: "bn.bias")!, f.array("bias_grad"), "\(f.name).bias_grad")
+            ctx.training = false
+            Fixtures.assertClose(Layout.nchwArray(bn.forward(f.tensor("x"), ctx)), f.array("y_eval"), "\(f.name).y_eval")
+        }
+    }
+}

@@ -60,3 +60,24 @@ final class ConvTranspose2dTests: XCTestCase {
         XCTAssertGreaterThan(w.map(abs).max()!, 0.95 * bound)
     }
 }
+
+/// ConvTranspose2d and Conv2d against PyTorch (Fixtures/convolution.json).
+final class ConvolutionPyTorchTests: XCTestCase {
+    func testMatchesPyTorch() {
+        for f in Fixtures.load("convolution") {
+            let store = ParameterStore()
+            let (cin, cout, k, s, p, bias) = (f.int("in"), f.int("out"), f.int("kernel"), f.int("stride"), f.int("padding"), f.bool("bias"))
+            let layer: Module = f.string("kind") == "transpose"
+                ? ConvTranspose2d(store, "m", cin, cout, kernel: k, stride: s, padding: p, bias: bias, rng: .init(seed: 1))
+                : Conv2d(store, "m", cin, cout, kernel: k, stride: s, padding: p, bias: bias, rng: .init(seed: 1))
+            store.allocate()
+            store.set("m.weight", f.array("weight"))
+            if bias { store.set("m.bias", f.array("bias")) }
+            let ctx = Context()
+            Fixtures.assertClose(Layout.nchwArray(layer.forward(f.tensor("x"), ctx)), f.array("y"), "\(f.name).y")
+            Fixtures.assertClose(Layout.nchwArray(layer.backward(f.tensor("dy"), ctx)), f.array("dx"), "\(f.name).dx")
+            Fixtures.assertClose(store.gradArray(named: "m.weight")!, f.array("weight_grad"), "\(f.name).weight_grad")
+            if bias { Fixtures.assertClose(store.gradArray(named: "m.bias")!, f.array("bias_grad"), "\(f.name).bias_grad") }
+        }
+    }
+}

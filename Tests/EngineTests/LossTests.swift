@@ -88,3 +88,22 @@ final class LossTests: XCTestCase {
         }
     }
 }
+
+final class LossPyTorchTests: XCTestCase {
+    func testMatchesPyTorch() {
+        for f in Fixtures.load("losses") {
+            let loss: Loss
+            switch f.string("kind") {
+            case "MSELoss": loss = MSELoss()
+            case "L1Loss": loss = L1Loss()
+            case "HeatmapMSELoss": loss = HeatmapMSELoss(positiveWeight: f.float("positiveWeight"))
+            default: loss = SpatialSoftmaxCrossEntropy()
+            }
+            // Losses see model outputs in NCHW: no layout change.
+            let prediction = Tensor(shape: f.shape("prediction"), values: f.array("prediction"))
+            let value = f.array("target").withUnsafeBufferPointer { loss.forward(prediction, $0.baseAddress!) }
+            Fixtures.assertClose([value], f.array("loss"), "\(f.name).loss")
+            Fixtures.assertClose(loss.gradient.toArray(), f.array("gradient"), "\(f.name).gradient")
+        }
+    }
+}

@@ -57,3 +57,16 @@ final class PoolingTests: XCTestCase {
         XCTAssertLessThan(result.maxInputError, 1e-2, "\(result)")
     }
 }
+
+final class PoolingPyTorchTests: XCTestCase {
+    func testMatchesPyTorch() {
+        for f in Fixtures.load("pooling") {
+            let layer: Module = f.name.hasPrefix("maxpool")
+                ? MaxPool2d(kernel: f.int("kernel"), stride: f.int("stride"), padding: f.int("padding"))
+                : AdaptiveAvgPool2d()
+            let ctx = Context()
+            Fixtures.assertClose(Layout.nchwArray(layer.forward(f.tensor("x"), ctx)), f.array("y"), "\(f.name).y")
+            Fixtures.assertClose(Layout.nchwArray(layer.backward(f.tensor("dy"), ctx)), f.array("dx"), "\(f.name).dx")
+        }
+    }
+}
