@@ -46,7 +46,8 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["Engine"], path: "Tests/TestSupport", swiftSettings: lang),
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "TestSupport"], swiftSettings: lang),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"],
+                    resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),

@@ -64,6 +64,46 @@ public enum GradCheck {
         return result
     }
 
+    /// Finite-difference check of a loss: the analytic `gradient` after `forward` against central
+    /// differences of the loss (Float, so `eps` should not be tiny) at `samples` prediction elements.
+    public static func checkLoss(_ loss: Loss, prediction: Tensor, target: [Float], samples: Int = 40,
+                                 eps: Float = 1e-2, floor: Float = 1e-2, seed: UInt64 = 7) -> GradCheckResult {
+        var rng = RandomGenerator(seed: seed)
+        return target.withUnsafeBufferPointer { t in
+            _ = loss.forward(prediction, t.baseAddress!)
+            let analytic = loss.gradient.toArray()
+            var result = GradCheckResult()
+            for _ in 0 ..< samples {
+                let i = Int(rng.next() % UInt64(prediction.count))
+                let old = prediction.data[i]
+                prediction.data[i] = old + eps; let lp = Double(loss.forward(prediction, t.baseAddress!))
+                prediction.data[i] = old - eps; let lm = Double(loss.forward(prediction, t.baseAddress!))
+                prediction.data[i] = old
+                let numeric = Float((lp - lm) / Double(2 * eps))
+                let e = error(analytic[i], numeric, floor: floor)
+                if e > result.maxInputError { result.maxInputError = e; result.worst = "prediction[\(i)] analytic \(analytic[i]) numeric \(numeric)" }
+            }
+            return result
+        }
+    }
+
+    /// max |a − b| over two equally long arrays (infinity when the lengths differ).
+    public static func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+        guard a.count == b.count else { return .infinity }
+        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    }
+
+    /// A CNHW tensor of distinct values spaced by at least `spacing`, in random order: max pooling
+    /// then has no ties, and a finite-difference step below spacing/2 never changes an argmax.
+    public static func distinctTensor(_ shape: [Int], seed: UInt64, spacing: Float = 0.02) -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        let t = Tensor(shape: shape)
+        var values = (0 ..< t.count).map { Float($0) * spacing - Float(t.count) * spacing / 2 }
+        values.shuffle(using: &rng)
+        for i in 0 ..< t.count { t.data[i] = values[i] }
+        return t
+    }
+
     /// A CNHW tensor of uniform random values.
     public static func randomTensor(_ shape: [Int], seed: UInt64, range: Float = 1) -> Tensor {
         var rng = RandomGenerator(seed: seed)
