@@ -64,6 +64,23 @@ public enum GradCheck {
         return result
     }
 
+    /// max |a − b| over two equally long arrays (infinity when the lengths differ).
+    public static func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+        guard a.count == b.count else { return .infinity }
+        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    }
+
+    /// A CNHW tensor of distinct values spaced by at least `spacing`, in random order: max pooling
+    /// then has no ties, and a finite-difference step below spacing/2 never changes an argmax.
+    public static func distinctTensor(_ shape: [Int], seed: UInt64, spacing: Float = 0.02) -> Tensor {
+        var rng = RandomGenerator(seed: seed)
+        let t = Tensor(shape: shape)
+        var values = (0 ..< t.count).map { Float($0) * spacing - Float(t.count) * spacing / 2 }
+        values.shuffle(using: &rng)
+        for i in 0 ..< t.count { t.data[i] = values[i] }
+        return t
+    }
+
     /// A CNHW tensor of uniform random values.
     public static func randomTensor(_ shape: [Int], seed: UInt64, range: Float = 1) -> Tensor {
         var rng = RandomGenerator(seed: seed)

@@ -1,0 +1,133 @@
+/// nn.BatchNorm2d (affine, tracking running statistics).
+///
+/// Parameters `name.weight` (γ, init 1) and `name.bias` (β, init 0); buffers `name.running_mean` (0),
+/// `name.running_var` (1) and `name.num_batches_tracked` (0, a count stored as Float).
+/// In CNHW each channel is one contiguous run of N·H·W values, so statistics are plain sums.
+///
+/// Training: batch mean and biased variance normalise; the running statistics move by `momentum`
+/// towards the batch mean and the *unbiased* variance (as PyTorch does), and the counter grows by 1.
+/// Evaluation: the running statistics normalise.
+///
+/// `fusedReLU`: ResNet and U-Net always follow BN with ReLU; fusing saves one pass over the
+/// activations forward and backward. Forward writes max(0, y); backward zeroes the gradient where
+/// the output is 0. Models print the separate `ReLU(..., fusedIntoPrevious: true)` module.
+public final class BatchNorm2d: Module {
+    public let channels: Int
+    public let eps, momentum: Float
+    public let fusedReLU: Bool
+    public let weight, bias: ParameterRef
+    public let runningMean, runningVar, numBatchesTracked: ParameterRef
+    private let store: ParameterStore
+    private let output = Tensor(shape: [0])
+    private let gradInput = Tensor(shape: [0])
+    /// Batch mean and 1/√(var + eps) of the last training forward, per channel.
+    private let savedMean, savedInvStd: Tensor
+    private var input: Tensor?
+
+    public init(_ store: ParameterStore, _ name: String, _ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1,
+                fusedReLU: Bool = false) {
+        self.channels = channels; self.eps = eps; self.momentum = momentum; self.fusedReLU = fusedReLU
+        self.store = store
+        weight = store.declare("\(name).weight", shape: [channels], kind: .weight, initialize: Initializer.constant(1))
+        bias = store.declare("\(name).bias", shape: [channels], kind: .bias, initialize: Initializer.constant(0))
+        runningMean = store.declareBuffer("\(name).running_mean", shape: [channels], value: 0)
+        runningVar = store.declareBuffer("\(name).running_var", shape: [channels], value: 1)
+        numBatchesTracked = store.declareBuffer("\(name).num_batches_tracked", shape: [], value: 0)
+        savedMean = Tensor(shape: [channels])
+        savedInvStd = Tensor(shape: [channels])
+    }
+
+    public var typeDescription: String {
+        "BatchNorm2d(\(channels), eps=\(eps), momentum=\(momentum), affine=True, track_running_stats=True)"
+    }
+
+    // x: [N, C, H, W] → y: [N, C, H, W]   (CNHW), y = γ·(x − μ)/√(σ² + eps) + β  [then max(0, ·)]
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        checkShape(x.shape.count == 4 && x.c == channels, typeDescription, "input shape \(x.shape), expected [N, \(channels), H, W]")
+        let m = x.n * x.h * x.w
+        let training = ctx.training
+        checkShape(!training || m > 1, typeDescription, "training needs more than 1 value per channel, got input \(x.shape)")
+        output.resize(x.shape)
+        let (src, dst) = (x.data, output.data)
+        let (gamma, beta) = (store.value(weight), store.value(bias))
+        let (rMean, rVar) = (store.buffer(runningMean), store.buffer(runningVar))
+        let (sMean, sInvStd) = (savedMean.data, savedInvStd.data)
+        let (eps, momentum, relu) = (eps, momentum, fusedReLU)
+        Parallel.chunks(channels, work: 3 * channels * m) { start, end in
+            for c in start ..< end {
+                let xc = src + c * m, yc = dst + c * m
+                var mean: Float, invStd: Float
+                if training {
+                    // Two passes (mean, then squared deviations): no cancellation for large means.
+                    let mu = blockedSum(m) { xc[$0] } / Double(m)
+                    let muF = Float(mu)
+                    let ss = blockedSum(m) { let d = xc[$0] - muF; return d * d }
+                    let variance = ss / Double(m)
+                    mean = muF
+                    invStd = Float(1 / (variance + Double(eps)).squareRoot())
+                    sMean[c] = mean; sInvStd[c] = invStd
+                    rMean[c] = (1 - momentum) * rMean[c] + momentum * mean
+                    rVar[c] = (1 - momentum) * rVar[c] + momentum * Float(ss / Double(m - 1))
+                } else {
+                    mean = rMean[c]
+                    invStd = 1 / (rVar[c] + eps).squareRoot()
+                }
+                let scale = gamma[c] * invStd
+                let shift = beta[c] - mean * scale
+                if relu {
+                    for i in 0 ..< m { yc[i] = max(xc[i] * scale + shift, 0) }
+                } else {
+                    for i in 0 ..< m { yc[i] = xc[i] * scale + shift }
+                }
+            }
+        }
+        if training { store.buffer(numBatchesTracked)[0] += 1 }
+        input = training ? x : nil
+        return output
+    }
+
+    // dy → dx with x̂ = (x − μ)·invStd, per channel over m = N·H·W values:
+    //   dβ += Σ dy,  dγ += Σ dy·x̂,  dx = γ·invStd·(dy − Σdy/m − x̂·Σ(dy·x̂)/m)
+    // (with fusedReLU, dy is first zeroed where the output was clamped).
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
+        checkShape(dy.count == x.count, typeDescription, "gradient shape \(dy.shape) for output \(x.shape)")
+        let m = x.n * x.h * x.w
+        gradInput.resize(x.shape)
+        let (src, y, g, dx) = (x.data, output.data, dy.data, gradInput.data)
+        let gamma = store.value(weight)
+        let (dGamma, dBeta) = (store.grad(weight), store.grad(bias))
+        let (sMean, sInvStd) = (savedMean.data, savedInvStd.data)
+        let relu = fusedReLU
+        Parallel.chunks(channels, work: 4 * channels * m) { start, end in
+            for c in start ..< end {
+                let xc = src + c * m, yc = y + c * m, gc = g + c * m, dxc = dx + c * m
+                let (mean, invStd) = (sMean[c], sInvStd[c])
+                let (sumDy, sumDyXhat): (Double, Double)
+                if relu {
+                    (sumDy, sumDyXhat) = blockedSums(m) { i in
+                        let d = yc[i] > 0 ? gc[i] : 0
+                        return (d, d * (xc[i] - mean))
+                    }
+                } else {
+                    (sumDy, sumDyXhat) = blockedSums(m) { i in (gc[i], gc[i] * (xc[i] - mean)) }
+                }
+                let dGammaC = Float(sumDyXhat) * invStd
+                dGamma[c] += dGammaC
+                dBeta[c] += Float(sumDy)
+                let k = gamma[c] * invStd
+                let a = Float(sumDy / Double(m))
+                let b = dGammaC / Float(m) * invStd   // multiplies (x − μ), i.e. x̂·Σ(dy·x̂)/m
+                if relu {
+                    for i in 0 ..< m {
+                        let d = yc[i] > 0 ? gc[i] : 0
+                        dxc[i] = k * (d - a - (xc[i] - mean) * b)
+                    }
+                } else {
+                    for i in 0 ..< m { dxc[i] = k * (gc[i] - a - (xc[i] - mean) * b) }
+                }
+            }
+        }
+        return gradInput
+    }
+}

@@ -1,0 +1,54 @@
+/// Layers with two inputs: the residual sum (ResNet) and channel concatenation (U-Net skips).
+/// They are not `Module`s (one input, one output) and print nothing: PyTorch writes them as
+/// code in `forward`, not as modules.
+
+/// out = a + b (same shape, any layout); with `fusedReLU`, out = max(0, a + b) — the end of a
+/// torchvision BasicBlock (`out += identity; out = relu(out)`), whose printed `ReLU` is then a
+/// `ReLU(inplace: true, fusedIntoPrevious: true)`.
+public final class Add {
+    public let fusedReLU: Bool
+    private let output = Tensor(shape: [0])
+    private let gradInput = Tensor(shape: [0])
+
+    public init(fusedReLU: Bool = false) { self.fusedReLU = fusedReLU }
+
+    // a, b: [N, C, H, W] → a + b
+    public func forward(_ a: Tensor, _ b: Tensor, _ ctx: Context) -> Tensor {
+        checkShape(a.shape == b.shape, "Add", "input shapes \(a.shape) and \(b.shape) differ")
+        output.resize(a.shape)
+        let (x, y, out) = (a.data, b.data, output.data)
+        if fusedReLU {
+            Parallel.chunks(a.count, work: a.count) { start, end in
+                for i in start ..< end { out[i] = max(x[i] + y[i], 0) }
+            }
+        } else {
+            Parallel.chunks(a.count, work: a.count) { start, end in
+                for i in start ..< end { out[i] = x[i] + y[i] }
+            }
+        }
+        return output
+    }
+
+    /// The gradient for *both* inputs: `dy` itself (no copy) or, with `fusedReLU`, dy masked where
+    /// the output was clamped (a tensor this object owns, valid until the next backward).
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        checkShape(dy.count == output.count, "Add", "gradient shape \(dy.shape) for output \(output.shape)")
+        guard fusedReLU else { return dy }
+        gradInput.resize(output.shape)
+        let (y, g, dx) = (output.data, dy.data, gradInput.data)
+        Parallel.chunks(dy.count, work: dy.count) { start, end in
+            for i in start ..< end { dx[i] = y[i] > 0 ? g[i] : 0 }
+        }
+        return gradInput
+    }
+}
+
+/// dst += src, element-wise (gradient accumulation where a tensor feeds two consumers). `dst` is
+/// overwritten: pass a tensor you own, e.g. a layer's returned input gradient.
+public func addInPlace(_ dst: Tensor, _ src: Tensor) {
+    checkShape(dst.count == src.count, "addInPlace", "shapes \(dst.shape) and \(src.shape) differ")
+    let (d, s) = (dst.data, src.data)
+    Parallel.chunks(dst.count, work: dst.count) { start, end in
+        for i in start ..< end { d[i] += s[i] }
+    }
+}

@@ -1,0 +1,104 @@
+import Engine
+import TestSupport
+import XCTest
+
+final class BatchNormTests: XCTestCase {
+    func makeBN(channels: Int = 3, fusedReLU: Bool = false, momentum: Float = 0.1) -> (ParameterStore, BatchNorm2d) {
+        let store = ParameterStore()
+        let bn = BatchNorm2d(store, "bn", channels, momentum: momentum, fusedReLU: fusedReLU)
+        store.allocate()
+        var rng = RandomGenerator(seed: 11)
+        store.set("bn.weight", (0 ..< channels).map { _ in rng.uniform(0.5, 1.5) })
+        store.set("bn.bias", (0 ..< channels).map { _ in rng.uniform(-0.5, 0.5) })
+        return (store, bn)
+    }
+
+    func testNamesInitialValuesAndRepr() {
+        let store = ParameterStore()
+        let bn = BatchNorm2d(store, "layer1.0.bn1", 64)
+        store.allocate()
+        XCTAssertEqual(bn.typeDescription, "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)")
+        XCTAssertEqual(store.parameters.map(\.name), ["layer1.0.bn1.weight", "layer1.0.bn1.bias"])
+        XCTAssertEqual(store.buffers.map(\.name), ["layer1.0.bn1.running_mean", "layer1.0.bn1.running_var",
+                                                   "layer1.0.bn1.num_batches_tracked"])
+        XCTAssertEqual(store.array(named: "layer1.0.bn1.weight"), [Float](repeating: 1, count: 64))
+        XCTAssertEqual(store.array(named: "layer1.0.bn1.running_var"), [Float](repeating: 1, count: 64))
+        XCTAssertEqual(store.array(named: "layer1.0.bn1.num_batches_tracked"), [0])
+        XCTAssertEqual(ReLU(inplace: true).typeDescription, "ReLU(inplace=True)")
+        XCTAssertEqual(ReLU().typeDescription, "ReLU()")
+    }
+
+    /// Batch statistics and the running-statistics update against a direct computation in Double on NCHW data.
+    func testTrainingForwardMatchesNaiveStatistics() {
+        let (store, bn) = makeBN()
+        let shape = [4, 3, 5, 6]
+        let x = GradCheck.randomTensor(shape, seed: 5, range: 2)
+        for i in 0 ..< x.count { x.data[i] += 3 }   // an offset the two-pass variance must survive
+        let nchw = Layout.nchwArray(x)
+        let gamma = store.array(named: "bn.weight")!, beta = store.array(named: "bn.bias")!
+        let y = Layout.nchwArray(bn.forward(x, Context(training: true)))
+        let m = 4 * 30
+        var maxDiff: Float = 0
+        for c in 0 ..< 3 {
+            var values: [Double] = []
+            for n in 0 ..< 4 { for p in 0 ..< 30 { values.append(Double(nchw[(n * 3 + c) * 30 + p])) } }
+            let mean = values.reduce(0, +) / Double(m)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(m)
+            for n in 0 ..< 4 { for p in 0 ..< 30 {
+                let i = (n * 3 + c) * 30 + p
+                let expected = Double(gamma[c]) * (Double(nchw[i]) - mean) / (variance + 1e-5).squareRoot() + Double(beta[c])
+                maxDiff = max(maxDiff, abs(y[i] - Float(expected)))
+            }}
+            XCTAssertEqual(store.array(named: "bn.running_mean")![c], Float(0.1 * mean), accuracy: 1e-5)
+            XCTAssertEqual(store.array(named: "bn.running_var")![c], Float(0.9 + 0.1 * variance * Double(m) / Double(m - 1)), accuracy: 1e-5)
+        }
+        XCTAssertLessThan(maxDiff, 1e-5)
+        XCTAssertEqual(store.array(named: "bn.num_batches_tracked"), [1])
+    }
+
+    func testEvalUsesRunningStatistics() {
+        let (store, bn) = makeBN(channels: 2)
+        store.set("bn.running_mean", [0.5, -1])
+        store.set("bn.running_var", [4, 0.25])
+        let x = GradCheck.randomTensor([2, 2, 3, 3], seed: 6)
+        let nchw = Layout.nchwArray(x)
+        let y = Layout.nchwArray(bn.forward(x, Context(training: false)))
+        let gamma = store.array(named: "bn.weight")!, beta = store.array(named: "bn.bias")!
+        let (mean, variance): ([Float], [Float]) = ([0.5, -1], [4, 0.25])
+        for i in 0 ..< nchw.count {
+            let c = (i / 9) % 2
+            XCTAssertEqual(y[i], gamma[c] * (nchw[i] - mean[c]) / (variance[c] + 1e-5).squareRoot() + beta[c], accuracy: 1e-5)
+        }
+        XCTAssertEqual(store.array(named: "bn.running_mean"), [0.5, -1], "eval must not touch running statistics")
+        XCTAssertEqual(store.array(named: "bn.num_batches_tracked"), [0])
+    }
+
+    func testGradientsMatchFiniteDifferences() {
+        for shape in [[4, 3, 5, 6], [2, 3, 1, 1], [1, 3, 4, 4]] {
+            let (store, bn) = makeBN()
+            let result = GradCheck.check(bn, store: store, input: GradCheck.randomTensor(shape, seed: 8), ctx: Context(training: true),
+                                         eps: 1e-2, floor: 5e-2)
+            XCTAssertLessThan(result.maxInputError, 1e-2, "\(shape): \(result)")
+            XCTAssertLessThan(result.maxParameterError, 1e-2, "\(shape): \(result)")
+        }
+    }
+
+    /// BatchNorm2d(fusedReLU: true) must equal BatchNorm2d followed by ReLU, forward and backward.
+    func testFusedReLUEqualsSeparateReLU() {
+        let (fusedStore, fused) = makeBN(fusedReLU: true)
+        let (plainStore, plain) = makeBN()
+        let relu = ReLU(), printedReLU = ReLU(inplace: true, fusedIntoPrevious: true)
+        let ctx = Context(training: true)
+        let x = GradCheck.randomTensor([3, 3, 4, 5], seed: 9)
+        let dy = GradCheck.randomTensor([3, 3, 4, 5], seed: 10)
+        let yFused = printedReLU.forward(fused.forward(x, ctx), ctx).toArray()
+        let yPlain = relu.forward(plain.forward(x, ctx), ctx).toArray()
+        XCTAssertEqual(yFused, yPlain)
+        XCTAssertTrue(yFused.contains(0) && yFused.contains { $0 > 0 })
+        let dxFused = fused.backward(printedReLU.backward(dy, ctx), ctx).toArray()
+        let dxPlain = plain.backward(relu.backward(dy, ctx), ctx).toArray()
+        XCTAssertLessThan(GradCheck.maxDifference(dxFused, dxPlain), 1e-6)
+        XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: "bn.weight")!, plainStore.gradArray(named: "bn.weight")!), 1e-5)
+        XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: "bn.bias")!, plainStore.gradArray(named: "bn.bias")!), 1e-5)
+    }
+}
