@@ -1,0 +1,90 @@
+/// nn.ConvTranspose2d (square kernel, groups = 1, no output padding). Parameters: `weight`
+/// [Cin, Cout, k, k] (PyTorch's layout), `bias` [Cout]. Input and output are CNHW.
+///
+/// A transposed convolution is the adjoint of a convolution whose *input* is this layer's output:
+/// forward scatters `Wᵀ · x` onto the output with col2im, backward gathers with im2col and
+/// multiplies by W — the convolution's backward and forward passes, swapped.
+public final class ConvTranspose2d: Module, InputGradientOptional {
+    public let inChannels, outChannels, kernel, stride, padding: Int
+    public let weight: ParameterRef
+    public let bias: ParameterRef?
+    public var computesInputGradient = true
+    private let store: ParameterStore
+    private let output = Tensor(shape: [0])
+    private let gradInput = Tensor(shape: [0])
+    private var input: Tensor?
+
+    /// Default init as PyTorch: U(±1/√fan_in) for weight and bias, where PyTorch computes fan_in from
+    /// weight.size(1)·k·k = Cout·k·k for this layout.
+    public init(_ store: ParameterStore, _ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int = 2,
+                stride: Int = 2, padding: Int = 0, bias: Bool = true, rng: RandomGenerator.Box) {
+        precondition(padding >= 0 && 2 * padding < kernel, "ConvTranspose2d: padding \(padding) must be below kernel/2")
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+        self.store = store
+        let bound = 1 / Float(outChannels * kernel * kernel).squareRoot()
+        weight = store.declare("\(name).weight", shape: [inChannels, outChannels, kernel, kernel], kind: .weight,
+                               initialize: Initializer.uniform(bound, rng))
+        self.bias = bias ? store.declare("\(name).bias", shape: [outChannels], kind: .bias,
+                                         initialize: Initializer.uniform(bound, rng)) : nil
+    }
+
+    public var typeDescription: String {
+        var s = "ConvTranspose2d(\(inChannels), \(outChannels), kernel_size=(\(kernel), \(kernel)), stride=(\(stride), \(stride))"
+        if padding != 0 { s += ", padding=(\(padding), \(padding))" }
+        if bias == nil { s += ", bias=False" }
+        return s + ")"
+    }
+
+    /// The geometry of the adjoint convolution: its input is our output [Cout, N, Ho, Wo], its
+    /// output positions are our input pixels (outHeight = H, outWidth = W).
+    func geometry(_ x: Tensor) -> ConvGeometry {
+        checkShape(x.shape.count == 4 && x.c == inChannels, typeDescription, "input shape \(x.shape), expected [N, \(inChannels), H, W]")
+        let ho = (x.h - 1) * stride - 2 * padding + kernel, wo = (x.w - 1) * stride - 2 * padding + kernel
+        checkShape(x.h > 0 && x.w > 0, typeDescription, "empty input \(x.shape)")
+        return ConvGeometry(channels: outChannels, batch: x.n, height: ho, width: wo, kernel: kernel, stride: stride, padding: padding)
+    }
+
+    // x: [N, Cin, H, W] → y: [N, Cout, (H−1)s − 2p + k, (W−1)s − 2p + k]   (CNHW)
+    public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let g = geometry(x)
+        output.resize([g.batch, outChannels, g.height, g.width])
+        // cols[Cout·k·k, N·H·W] = Wᵀ · x, W viewed as [Cin, Cout·k·k]; then summed onto the output.
+        let cols = ctx.workspace.floats(g.rows * g.columns)
+        sgemm(transA: true, m: g.rows, n: g.columns, k: inChannels, a: store.value(weight), lda: g.rows,
+              b: x.data, ldb: g.columns, beta: 0, c: cols, ldc: g.columns)
+        col2im(cols, output.data, g)
+        if let bias {
+            let (b, y, plane) = (store.value(bias), output.data, g.batch * g.height * g.width)
+            Parallel.chunks(outChannels, work: outChannels * plane) { start, end in
+                for o in start ..< end {
+                    let yo = y + o * plane, bo = b[o]
+                    for i in 0 ..< plane { yo[i] += bo }
+                }
+            }
+        }
+        input = ctx.training ? x : nil
+        return output
+    }
+
+    // dy: [N, Cout, Ho, Wo] → dx: [N, Cin, H, W]; with dcols = im2col(dy):
+    //   dW += x · dcolsᵀ, db += Σ dy, dx = W · dcols
+    public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
+        let g = geometry(x)
+        checkShape(dy.count == output.count, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
+        if let bias {
+            let db = store.grad(bias), plane = g.batch * g.height * g.width
+            for o in 0 ..< outChannels { db[o] += Float(blockedSum(plane) { dy.data[o * plane + $0] }) }
+        }
+        let dcols = ctx.workspace.floats(g.rows * g.columns)
+        im2col(dy.data, dcols, g)
+        sgemm(transB: true, m: inChannels, n: g.rows, k: g.columns, a: x.data, lda: g.columns,
+              b: dcols, ldb: g.columns, beta: 1, c: store.grad(weight), ldc: g.rows)
+        guard computesInputGradient else { return gradInput }
+        gradInput.resize(x.shape)
+        sgemm(m: inChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows,
+              b: dcols, ldb: g.columns, beta: 0, c: gradInput.data, ldc: g.columns)
+        return gradInput
+    }
+}
