@@ -52,3 +52,34 @@ public func addInPlace(_ dst: Tensor, _ src: Tensor) {
         for i in start ..< end { d[i] += s[i] }
     }
 }
+
+/// torch.cat([a, b], dim=1). In CNHW a tensor is its channels one after another, so the result
+/// is a's storage followed by b's: two block copies forward, two back.
+public final class ChannelConcat {
+    private let output = Tensor(shape: [0])
+    private let gradA = Tensor(shape: [0])
+    private let gradB = Tensor(shape: [0])
+    private var shapeA: [Int] = [], shapeB: [Int] = []
+
+    public init() {}
+
+    // a: [N, Ca, H, W], b: [N, Cb, H, W] → [N, Ca + Cb, H, W]
+    public func forward(_ a: Tensor, _ b: Tensor, _ ctx: Context) -> Tensor {
+        checkShape(a.shape.count == 4 && b.shape.count == 4 && a.n == b.n && a.h == b.h && a.w == b.w,
+                   "ChannelConcat", "input shapes \(a.shape) and \(b.shape) differ outside the channels")
+        shapeA = a.shape; shapeB = b.shape
+        output.resize([a.n, a.c + b.c, a.h, a.w])
+        output.data.update(from: a.data, count: a.count)
+        (output.data + a.count).update(from: b.data, count: b.count)
+        return output
+    }
+
+    /// dy: [N, Ca + Cb, H, W] → (da, db), tensors this object owns (valid until the next backward).
+    public func backward(_ dy: Tensor, _ ctx: Context) -> (Tensor, Tensor) {
+        checkShape(dy.count == output.count, "ChannelConcat", "gradient shape \(dy.shape) for output \(output.shape)")
+        gradA.resize(shapeA); gradB.resize(shapeB)
+        gradA.data.update(from: dy.data, count: gradA.count)
+        gradB.data.update(from: dy.data + gradA.count, count: gradB.count)
+        return (gradA, gradB)
+    }
+}

@@ -39,3 +39,24 @@ final class MergeTests: XCTestCase {
         XCTAssertLessThan(result.maxInputError, 1e-2, "\(result)")
     }
 }
+
+final class ChannelConcatTests: XCTestCase {
+    func testConcatMatchesNCHWConcatenationAndSplitsGradients() {
+        let a = GradCheck.randomTensor([2, 3, 4, 5], seed: 51), b = GradCheck.randomTensor([2, 2, 4, 5], seed: 52)
+        let cat = ChannelConcat()
+        let y = cat.forward(a, b, Context())
+        XCTAssertEqual(y.shape, [2, 5, 4, 5])
+        // Reference: concatenate the NCHW arrays image by image.
+        let (an, bn) = (Layout.nchwArray(a), Layout.nchwArray(b))
+        var expected: [Float] = []
+        for n in 0 ..< 2 { expected += an[n * 60 ..< (n + 1) * 60]; expected += bn[n * 40 ..< (n + 1) * 40] }
+        XCTAssertEqual(Layout.nchwArray(y), expected)
+        let dy = GradCheck.randomTensor([2, 5, 4, 5], seed: 53)
+        let dyN = Layout.nchwArray(dy)
+        let (da, db) = cat.backward(dy, Context())
+        var expectA: [Float] = [], expectB: [Float] = []
+        for n in 0 ..< 2 { expectA += dyN[n * 100 ..< n * 100 + 60]; expectB += dyN[n * 100 + 60 ..< (n + 1) * 100] }
+        XCTAssertEqual(Layout.nchwArray(da), expectA)
+        XCTAssertEqual(Layout.nchwArray(db), expectB)
+    }
+}
