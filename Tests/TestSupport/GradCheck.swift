@@ -64,6 +64,29 @@ public enum GradCheck {
         return result
     }
 
+    /// Finite-difference check of a loss: the analytic `gradient` after `forward` against central
+    /// differences of the loss (Float, so `eps` should not be tiny) at `samples` prediction elements.
+    public static func checkLoss(_ loss: Loss, prediction: Tensor, target: [Float], samples: Int = 40,
+                                 eps: Float = 1e-2, floor: Float = 1e-2, seed: UInt64 = 7) -> GradCheckResult {
+        var rng = RandomGenerator(seed: seed)
+        return target.withUnsafeBufferPointer { t in
+            _ = loss.forward(prediction, t.baseAddress!)
+            let analytic = loss.gradient.toArray()
+            var result = GradCheckResult()
+            for _ in 0 ..< samples {
+                let i = Int(rng.next() % UInt64(prediction.count))
+                let old = prediction.data[i]
+                prediction.data[i] = old + eps; let lp = Double(loss.forward(prediction, t.baseAddress!))
+                prediction.data[i] = old - eps; let lm = Double(loss.forward(prediction, t.baseAddress!))
+                prediction.data[i] = old
+                let numeric = Float((lp - lm) / Double(2 * eps))
+                let e = error(analytic[i], numeric, floor: floor)
+                if e > result.maxInputError { result.maxInputError = e; result.worst = "prediction[\(i)] analytic \(analytic[i]) numeric \(numeric)" }
+            }
+            return result
+        }
+    }
+
     /// max |a − b| over two equally long arrays (infinity when the lengths differ).
     public static func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
         guard a.count == b.count else { return .infinity }
