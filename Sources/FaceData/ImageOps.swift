@@ -101,10 +101,13 @@ extension GreyImage {
 
     /// Warps this image into `width`×`height` pixels: `transform` maps this image's coordinates to
     /// the output's. Pixels that come from outside the image get `fill`.
-    public func warped(by transform: Affine2D, width outWidth: Int, height outHeight: Int, fill: Float = 0) -> GreyImage {
+    /// With `clampToEdge` the border pixels extend outwards instead (for resizing).
+    public func warped(by transform: Affine2D, width outWidth: Int, height outHeight: Int, fill: Float = 0,
+                       clampToEdge: Bool = false) -> GreyImage {
         var out = GreyImage(width: outWidth, height: outHeight)
         out.pixels.withUnsafeMutableBufferPointer { dst in
-            warp(by: transform, into: dst.baseAddress!, width: outWidth, height: outHeight, fill: fill)
+            warp(by: transform, into: dst.baseAddress!, width: outWidth, height: outHeight, fill: fill,
+                 clampToEdge: clampToEdge)
         }
         return out
     }
@@ -112,22 +115,23 @@ extension GreyImage {
     /// As `warped`, writing into a caller's buffer (the batch), and shrinking the source first when
     /// the transform scales down by 2× or more (antialiasing).
     public func warp(by transform: Affine2D, into dst: UnsafeMutablePointer<Float>, width outWidth: Int,
-                     height outHeight: Int, fill: Float = 0) {
+                     height outHeight: Int, fill: Float = 0, clampToEdge: Bool = false) {
         let factor = Int((1 / max(transform.meanScale, 1e-6)).rounded(.down))
         if factor >= 2 {
             let small = shrunk(by: factor)
             small.warpBilinear(by: GreyImage.shrinkTransform(factor).followed(by: transform), into: dst,
-                               width: outWidth, height: outHeight, fill: fill)
+                               width: outWidth, height: outHeight, fill: fill, clampToEdge: clampToEdge)
         } else {
-            warpBilinear(by: transform, into: dst, width: outWidth, height: outHeight, fill: fill)
+            warpBilinear(by: transform, into: dst, width: outWidth, height: outHeight, fill: fill, clampToEdge: clampToEdge)
         }
     }
 
     /// The hot loop: inverse-maps each output pixel and samples bilinearly; the common interior case
     /// skips the bounds checks.
     func warpBilinear(by transform: Affine2D, into dst: UnsafeMutablePointer<Float>, width outWidth: Int,
-                      height outHeight: Int, fill: Float) {
+                      height outHeight: Int, fill: Float, clampToEdge: Bool) {
         let inv = transform.inverted()
+        let maxX = Float(width - 1), maxY = Float(height - 1)
         let w = width, h = height
         pixels.withUnsafeBufferPointer { srcBuffer in
             let src = srcBuffer.baseAddress!
@@ -136,8 +140,9 @@ extension GreyImage {
                 var sy = inv.e * Float(j) + inv.f
                 let row = dst + j * outWidth
                 for i in 0..<outWidth {
-                    let xf = sx.rounded(.down), yf = sy.rounded(.down)
-                    let fx = sx - xf, fy = sy - yf
+                    let cx = clampToEdge ? min(max(sx, 0), maxX) : sx, cy = clampToEdge ? min(max(sy, 0), maxY) : sy
+                    let xf = cx.rounded(.down), yf = cy.rounded(.down)
+                    let fx = cx - xf, fy = cy - yf
                     if xf >= 0 && yf >= 0 && xf < Float(w - 1) && yf < Float(h - 1) {
                         let p = src + Int(yf) * w + Int(xf)
                         let top = p[0] + (p[1] - p[0]) * fx
@@ -175,7 +180,7 @@ extension GreyImage {
     /// Bilinear resize (pixel centres aligned, so the image does not shift); antialiased when shrinking 2× or more.
     public func resized(width w: Int, height h: Int) -> GreyImage {
         warped(by: GreyImage.resizeTransform(fromWidth: width, fromHeight: height, toWidth: w, toHeight: h),
-               width: w, height: h)
+               width: w, height: h, clampToEdge: true)
     }
 
     /// Maps a fromWidth×fromHeight image's pixel coordinates onto toWidth×toHeight (edges to edges).
