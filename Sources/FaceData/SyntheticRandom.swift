@@ -4,12 +4,8 @@
 /// platform's libm (whose sin/cos differ in the last bit between glibc and Darwin): the generator is
 /// SplitMix64 and the trigonometry is a fixed polynomial evaluated in Double.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): one 64-bit state, passes BigCrush, ~1 ns per draw.
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
+/// Synthetic-face helpers on the shared generator (Random.swift).
+extension SplitMix64 {
     /// A stream for (seed, index, purpose): mixing all three through the finaliser keeps streams of
     /// neighbouring indices (and of the shape vs. the noise of one face) unrelated.
     init(seed: UInt64, index: UInt64, stream: UInt64) {
@@ -18,21 +14,8 @@ struct SplitMix64 {
         mix.state = a ^ (index &* 0xD1B5_4A32_D192_ED03)
         let b = mix.next()
         mix.state = b ^ (stream &* 0x8CB9_2BA7_2F3D_8DD7)
-        state = mix.next()
+        self.init(seed: mix.next())
     }
-
-    @inline(__always)
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 24 bits, exactly representable as Float.
-    @inline(__always)
-    mutating func unit() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
 
     @inline(__always)
     mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * unit() }

@@ -1,0 +1,88 @@
+/// Random geometric and photometric augmentation, drawn per sample from a seeded generator. The
+/// geometry is an affine map in output-crop pixels about the crop centre, composed with the crop
+/// transform so the image is resampled once.
+import Foundation
+
+/// Ranges to draw from; the defaults are the seed project's settings.
+public struct AugmentationParameters: Sendable, Equatable {
+    /// x' = x + k·y with k in ±maxShearX (0.08 = 8 %).
+    public var maxShearX: Float = 0.08
+    /// Shift in ±maxShift of the crop width / height.
+    public var maxShift: Float = 0.10
+    /// Shrinks the face by up to this fraction (0.2: scale 0.8 ... 1).
+    public var maxZoomOut: Float = 0.20
+    public var maxRotationDegrees: Float = 22
+    /// Added to grey values in [0, 1].
+    public var maxBrightness: Float = 0.10
+    /// Contrast factor in 1 ± maxContrast, about mid-grey.
+    public var maxContrast: Float = 0.20
+    /// Chance of a horizontal flip (which also swaps left/right keypoint labels).
+    public var flipProbability: Float = 0.5
+    /// Draws tried before giving up on a sample whose keypoints keep leaving the frame; it then
+    /// falls back to the unaugmented crop.
+    public var attempts: Int = 5
+
+    public init() {}
+
+    /// Everything off: the identity.
+    public static var none: AugmentationParameters {
+        var p = AugmentationParameters()
+        p.maxShearX = 0; p.maxShift = 0; p.maxZoomOut = 0; p.maxRotationDegrees = 0
+        p.maxBrightness = 0; p.maxContrast = 0; p.flipProbability = 0
+        return p
+    }
+}
+
+/// One draw of augmentation settings.
+public struct Augmentation: Sendable, Equatable {
+    public var flip = false
+    public var shearX: Float = 0
+    /// Fractions of the crop width / height.
+    public var shiftX: Float = 0, shiftY: Float = 0
+    public var zoomOut: Float = 0
+    public var rotationDegrees: Float = 0
+    public var brightness: Float = 0
+    public var contrast: Float = 1
+
+    public init(flip: Bool = false, shearX: Float = 0, shiftX: Float = 0, shiftY: Float = 0, zoomOut: Float = 0,
+                rotationDegrees: Float = 0, brightness: Float = 0, contrast: Float = 1) {
+        self.flip = flip; self.shearX = shearX; self.shiftX = shiftX; self.shiftY = shiftY; self.zoomOut = zoomOut
+        self.rotationDegrees = rotationDegrees; self.brightness = brightness; self.contrast = contrast
+    }
+
+    public static let identity = Augmentation()
+
+    public static func draw(_ p: AugmentationParameters, rng: inout SplitMix64) -> Augmentation {
+        Augmentation(flip: rng.unit() < p.flipProbability, shearX: rng.symmetric(p.maxShearX),
+                     shiftX: rng.symmetric(p.maxShift), shiftY: rng.symmetric(p.maxShift),
+                     zoomOut: rng.unit() * p.maxZoomOut, rotationDegrees: rng.symmetric(p.maxRotationDegrees),
+                     brightness: rng.symmetric(p.maxBrightness), contrast: 1 + rng.symmetric(p.maxContrast))
+    }
+
+    /// The geometry in pixels of a width×height crop: flip, zoom, shear and rotate about the centre,
+    /// then shift.
+    public func transform(width: Int, height: Int) -> Affine2D {
+        let cx = Float(width - 1) / 2, cy = Float(height - 1) / 2
+        let scale = 1 - zoomOut
+        return Affine2D.translation(-cx, -cy)
+            .followed(by: .scale(flip ? -scale : scale, scale))
+            .followed(by: .shearX(shearX))
+            .followed(by: .rotation(radians: rotationDegrees * .pi / 180))
+            .followed(by: .translation(cx + shiftX * Float(width), cy + shiftY * Float(height)))
+    }
+
+    /// Brightness and contrast on one grey value in [0, 1] (clamped).
+    @inlinable public func photometric(_ v: Float) -> Float {
+        min(max((v - 0.5) * contrast + 0.5 + brightness, 0), 1)
+    }
+}
+
+/// Keypoints as a flip relabels them: the point that was `i` becomes `permutation[i]`.
+public func relabelForFlip(_ points: [Float], permutation: [Int]) -> [Float] {
+    var out = points
+    for i in 0..<permutation.count {
+        out[2 * permutation[i]] = points[2 * i]
+        out[2 * permutation[i] + 1] = points[2 * i + 1]
+    }
+    return out
+}

@@ -1,0 +1,74 @@
+/// Gaussian keypoint heatmaps: rendered on the fly into the batch buffer (only a ±3σ window is
+/// written per keypoint, never a full-size tensor per image kept around), and decoded back to
+/// sub-pixel keypoints.
+import Foundation
+
+public enum Heatmaps {
+    /// The default σ in heatmap pixels: 5 px at 224², in proportion at other sizes.
+    public static func defaultSigma(heatmapWidth: Int) -> Float { 5 * Float(heatmapWidth) / 224 }
+
+    /// Writes exp(-d²/2σ²) (peak 1) around (x, y) into a zeroed width×height plane, within ±3σ.
+    /// Points outside the plane write only what falls inside it, if anything.
+    public static func render(x: Float, y: Float, sigma: Float, into plane: UnsafeMutablePointer<Float>,
+                              width: Int, height: Int) {
+        let radius = Int((3 * sigma).rounded(.up))
+        let x0 = max(Int(x.rounded()) - radius, 0), x1 = min(Int(x.rounded()) + radius, width - 1)
+        let y0 = max(Int(y.rounded()) - radius, 0), y1 = min(Int(y.rounded()) + radius, height - 1)
+        guard x0 <= x1, y0 <= y1, x.isFinite, y.isFinite else { return }
+        let inverse = -1 / (2 * sigma * sigma)
+        // Separable: one exp per column and per row, not per pixel.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: x1 - x0 + 1) { gx in
+            for i in x0...x1 { gx[i - x0] = expf((Float(i) - x) * (Float(i) - x) * inverse) }
+            for j in y0...y1 {
+                let gy = expf((Float(j) - y) * (Float(j) - y) * inverse)
+                let row = plane + j * width
+                for i in x0...x1 { row[i] = gx[i - x0] * gy }
+            }
+        }
+    }
+
+    /// The keypoint a heatmap marks, in heatmap pixels: the argmax refined to sub-pixel precision by
+    /// fitting a parabola to the log values on each axis (exact for a Gaussian); `peak` is the maximum.
+    public static func decode(_ plane: UnsafePointer<Float>, width: Int, height: Int) -> (x: Float, y: Float, peak: Float) {
+        var best = 0
+        var peak = plane[0]
+        for i in 1..<(width * height) where plane[i] > peak { peak = plane[i]; best = i }
+        let bx = best % width, by = best / width
+        func offset(_ minus: Float, _ centre: Float, _ plus: Float) -> Float {
+            guard minus > 0, centre > 0, plus > 0 else { return 0 }
+            let lm = logf(minus), lc = logf(centre), lp = logf(plus)
+            let curvature = lm - 2 * lc + lp
+            guard curvature < 0 else { return 0 }
+            return max(-0.5, min(0.5, 0.5 * (lm - lp) / curvature))
+        }
+        var x = Float(bx), y = Float(by)
+        if bx > 0 && bx < width - 1 { x += offset(plane[best - 1], peak, plane[best + 1]) }
+        if by > 0 && by < height - 1 { y += offset(plane[best - width], peak, plane[best + width]) }
+        return (x, y, peak)
+    }
+
+    /// Decodes K planes (K×height×width) to normalised crop coordinates (x / cropWidth, y / cropHeight),
+    /// the layout of `Batch.keypoints`, so heatmap and regression models report alike.
+    public static func decodeNormalised(_ planes: UnsafePointer<Float>, count: Int, width: Int, height: Int,
+                                        cropWidth: Int, cropHeight: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: 2 * count)
+        for k in 0..<count {
+            let p = decode(planes + k * width * height, width: width, height: height)
+            let c = heatmapToCrop(x: p.x, y: p.y, width: width, height: height, cropWidth: cropWidth, cropHeight: cropHeight)
+            out[2 * k] = c.x / Float(cropWidth)
+            out[2 * k + 1] = c.y / Float(cropHeight)
+        }
+        return out
+    }
+
+    /// Crop pixels → heatmap pixels (pixel centres aligned, edges to edges).
+    @inlinable public static func cropToHeatmap(x: Float, y: Float, width: Int, height: Int,
+                                                cropWidth: Int, cropHeight: Int) -> (x: Float, y: Float) {
+        ((x + 0.5) * Float(width) / Float(cropWidth) - 0.5, (y + 0.5) * Float(height) / Float(cropHeight) - 0.5)
+    }
+
+    @inlinable public static func heatmapToCrop(x: Float, y: Float, width: Int, height: Int,
+                                                cropWidth: Int, cropHeight: Int) -> (x: Float, y: Float) {
+        ((x + 0.5) * Float(cropWidth) / Float(width) - 0.5, (y + 0.5) * Float(cropHeight) / Float(height) - 0.5)
+    }
+}

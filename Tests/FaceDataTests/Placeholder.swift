@@ -1,2 +1,0 @@
-import XCTest
-final class FaceDataTestsPlaceholder: XCTestCase { func testNothing() {} }
