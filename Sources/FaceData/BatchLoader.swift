@@ -84,7 +84,8 @@ public final class BatchLoader: @unchecked Sendable {
     deinit { core.stop() }
 
     /// Begins (or restarts) preparing `epoch`'s batches in the background.
-    public func start(epoch: Int) { core.start(epoch: epoch) }
+    /// `fromBatch` skips the epoch's first batches without loading them (an exact resume mid-epoch).
+    public func start(epoch: Int, fromBatch: Int = 0) { core.start(epoch: epoch, fromBatch: fromBatch) }
 
     /// The next batch of the epoch in order, or nil when the epoch is done. Throws the first load
     /// error in strict mode. The returned batch is reused after the next call.
@@ -134,14 +135,14 @@ final class LoaderCore: @unchecked Sendable {
         condition.unlock()
     }
 
-    func start(epoch: Int) {
+    func start(epoch: Int, fromBatch: Int = 0) {
         let indices = sampler.indices(epoch: epoch)
         condition.lock()
         generation += 1
         self.epoch = epoch
         order = indices
-        nextToPrepare = 0
-        nextToHand = 0
+        nextToPrepare = min(max(0, fromBatch), batchesPerEpoch)
+        nextToHand = nextToPrepare
         failure = nil
         free.append(contentsOf: ready.values)
         ready.removeAll()

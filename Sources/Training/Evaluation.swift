@@ -30,8 +30,10 @@ public enum Evaluator {
         case .regression:
             return Array(UnsafeBufferPointer(start: output.data + i * 2 * keypoints, count: 2 * keypoints))
         case .heatmap:
+            // Heatmaps are rendered at the input size, so heatmap and crop pixels coincide.
             let (h, w) = (output.h, output.w)
-            return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h)
+            return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
+                                             cropWidth: w, cropHeight: h)
         }
     }
 

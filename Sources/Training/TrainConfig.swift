@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 /// Everything that defines a training run. Presets fill it; command-line options override it;
@@ -134,4 +135,25 @@ public struct Preset: Sendable {
         p.summary = "unet-ibug for small machines: U-Net width 16 at 128², sigma 3"
         return p
     }()
+}
+
+extension LearningRateSchedule {
+    /// Parses a schedule name from the command line: `constant`, `cosine` (to 1 % of the peak over
+    /// the run), `step:EVERY:GAMMA`; `warmupSteps` of linear warmup go in front.
+    public static func parse(_ text: String, totalSteps: Int, warmupSteps: Int) throws -> LearningRateSchedule {
+        let parts = text.split(separator: ":").map(String.init)
+        let base: LearningRateSchedule
+        switch parts.first {
+        case "constant": base = .constant
+        case "cosine": base = .cosine(totalSteps: max(1, totalSteps - warmupSteps), minFactor: 0.01)
+        case "step":
+            guard parts.count == 3, let every = Int(parts[1]), every > 0, let gamma = Float(parts[2]) else {
+                throw TrainingFailure("schedule 'step' needs step:EVERY:GAMMA, e.g. step:1000:0.5")
+            }
+            base = .step(every: every, gamma: gamma)
+        default:
+            throw TrainingFailure("unknown schedule '\(text)' (constant, cosine, step:EVERY:GAMMA)")
+        }
+        return base.withWarmup(warmupSteps)
+    }
 }

@@ -103,7 +103,7 @@ public final class Trainer {
             try restore(state)
         } else if let initWeights = options.initWeights {
             let file = try TrainingCheckpoint.readFileBroadcast(URL(fileURLWithPath: initWeights), communicator: communicator)
-            let head = Set(network.store.parameters.map(\.name).filter { $0.hasPrefix("fc.") || $0.hasPrefix("fc1.") || $0 == "conv.weight" || $0 == "conv.bias" })
+            let head = Set(network.store.parameters.map { $0.name }.filter { $0.hasPrefix("fc.") || $0.hasPrefix("fc1.") || $0 == "conv.weight" || $0 == "conv.bias" })
             do { try StateDict.load(file, into: network.store, strict: false, skip: head) } catch {
                 throw TrainingFailure("\(initWeights): \(error)")
             }

@@ -1,0 +1,118 @@
+import Engine
+import Foundation
+
+/// What a model is: its zoo name, output size and input size. Saved with checkpoints.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    public var name: String
+    /// Regression models: 2 × keypoints (x, y pairs). Heatmap models (U-Net): heatmap channels.
+    public var outputs: Int
+    public var inputHeight: Int
+    public var inputWidth: Int
+    /// Base channel count: U-Net's first encoder width (default 32), ResNet's stem width (default 64).
+    /// nil for the fixed small nets.
+    public var width: Int?
+    /// Seeds the weight initialisation and the dropout masks.
+    public var seed: UInt64
+
+    public init(name: String, outputs: Int, inputHeight: Int, inputWidth: Int, width: Int? = nil, seed: UInt64 = 0) {
+        self.name = name; self.outputs = outputs
+        self.inputHeight = inputHeight; self.inputWidth = inputWidth
+        self.width = width; self.seed = seed
+    }
+}
+
+public enum OutputKind: Equatable, Sendable {
+    /// Row-major [N, count].
+    case regression(count: Int)
+    /// NCHW [N, channels, height, width].
+    case heatmaps(channels: Int, height: Int, width: Int)
+}
+
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case unknownModel(String)
+    case invalidConfig(String)
+
+    public var description: String {
+        switch self {
+        case .unknownModel(let name): return "unknown model '\(name)' (known: \(ModelZoo.names.joined(separator: ", ")))"
+        case .invalidConfig(let message): return "invalid model configuration: \(message)"
+        }
+    }
+}
+
+/// A built model: its module tree, its flat parameter store and the per-step context.
+///
+/// The caller owns the loss: `forward` returns the prediction, the caller computes dL/dprediction
+/// and passes it to `backward`, which *adds* every parameter gradient into `store.grads` (zero them
+/// between steps). Input is NCHW [N, 1, H, W] (with one channel the engine's CNHW is the same bytes);
+/// heatmap output and its gradient are NCHW too (converted from/to the engine's CNHW here).
+public final class Network {
+    public let config: ModelConfig
+    public let store: ParameterStore
+    public let context: Context
+    public let root: Module
+    public var outputKind: OutputKind
+    /// Multiply-accumulates of one forward pass for one image (convolutions and linear layers),
+    /// counted from the layer shapes when the model is built. A training step costs about 3×.
+    public let macsPerImage: Int
+    public var training: Bool {
+        get { context.training }
+        set { context.training = newValue }
+    }
+    private let nchwOutput = Tensor(shape: [0])
+    private let cnhwGradient = Tensor(shape: [0])
+
+    init(config: ModelConfig, store: ParameterStore, root: Module, outputKind: OutputKind, macsPerImage: Int) {
+        self.config = config
+        self.store = store
+        self.root = root
+        self.outputKind = outputKind
+        self.macsPerImage = macsPerImage
+        context = Context(training: true, seed: config.seed)
+        if !store.isAllocated { store.allocate() }
+    }
+
+    public var parameterCount: Int { store.parameterCount }
+
+    /// input NCHW [N, 1, H, W] → [N, outputs] (regression) or NCHW [N, K, H, W] (heatmaps).
+    public func forward(_ input: Tensor) -> Tensor {
+        checkShape(input.shape.count == 4 && input.c == 1 && input.h == config.inputHeight && input.w == config.inputWidth,
+                   config.name, "input shape \(input.shape), expected [N, 1, \(config.inputHeight), \(config.inputWidth)]")
+        let y = root.forward(input, context)
+        guard case .heatmaps = outputKind, y.n > 1 else { return y }
+        nchwOutput.resize(y.shape)
+        Layout.swapNC(y.data, nchwOutput.data, n: y.c, c: y.n, plane: y.h * y.w)
+        return nchwOutput
+    }
+
+    /// gradOutput has the layout of `forward`'s result; parameter gradients accumulate into `store.grads`.
+    public func backward(_ gradOutput: Tensor) {
+        var g = gradOutput
+        if case .heatmaps = outputKind, g.shape.count == 4, g.n > 1 {
+            cnhwGradient.resize(g.shape)
+            Layout.swapNC(g.data, cnhwGradient.data, n: g.n, c: g.c, plane: g.h * g.w)
+            g = cnhwGradient
+        }
+        _ = root.backward(g, context)
+    }
+
+    /// PyTorch's `print(model)` text, then a last line `parameters: N`.
+    public func summary() -> String {
+        // PyTorch ≥ 2.6 prints BatchNorm2d with "bias=True"; the engine's repr (as of this writing)
+        // omits it. Inserted here only where missing, so a fixed engine repr passes through unchanged.
+        let text = root.summary().replacingOccurrences(of: "affine=True, track_running_stats=",
+                                                       with: "affine=True, bias=True, track_running_stats=")
+        return text + "\nparameters: \(store.parameterCount)"
+    }
+
+    /// Every module of the tree, depth first (the root first).
+    public func modules() -> [Module] {
+        var result: [Module] = []
+        func visit(_ m: Module) {
+            result.append(m)
+            for child in m.children { visit(child.module) }
+        }
+        visit(root)
+        return result
+    }
+}

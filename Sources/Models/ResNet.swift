@@ -1,0 +1,200 @@
+import Engine
+
+/// torchvision's ResNet (v1.5: the stride sits on the 3×3 convolution of a Bottleneck) with a
+/// one-channel stem: conv1 = Conv2d(1, w, 7, s2, p3, bias=False), bn1, relu, maxpool(3, 2, 1),
+/// layer1...layer4, global average pool, fc. State-dict names and printed repr are torchvision's.
+///
+/// Every ReLU that follows a BatchNorm or the residual add is fused into it (BatchNorm2d /
+/// Add with `fusedReLU`); the `relu` modules stay in the tree only so that the summary prints
+/// what PyTorch prints (torchvision's blocks, too, reuse one `relu` module several times).
+final class ResNet: Module {
+    enum BlockKind { case basic, bottleneck
+        var expansion: Int { self == .basic ? 1 : 4 }
+    }
+
+    let conv1, bn1, relu, maxpool, avgpool, flatten, fc: Module
+    let layers: [Sequential]
+    let macsPerImage: Int
+
+    init(_ store: ParameterStore, kind: BlockKind, blocks: [Int], outputs: Int, width: Int,
+         height h0: Int, width w0: Int, rng: RandomGenerator.Box, profile: LayerProfile?) {
+        let b = ConvBuilder(store, rng, height: h0, width: w0, profile: profile)
+        conv1 = b.conv("conv1", 1, width, kernel: 7, stride: 2, padding: 3)
+        bn1 = b.bn("bn1", width, fusedReLU: true)
+        relu = b.relu()
+        maxpool = timed(MaxPool2d(kernel: 3, stride: 2, padding: 1), profile)
+        b.pool(kernel: 3, stride: 2, padding: 1)
+        var inplanes = width
+        var built: [Sequential] = []
+        for (i, count) in blocks.enumerated() {
+            let planes = width << i
+            var stage: [Module] = []
+            for j in 0 ..< count {
+                let name = "layer\(i + 1).\(j)", stride = (i > 0 && j == 0) ? 2 : 1
+                let downsample = j == 0 && (stride != 1 || inplanes != planes * kind.expansion)
+                switch kind {
+                case .basic: stage.append(BasicBlock(b, name, inplanes, planes, stride: stride, downsample: downsample))
+                case .bottleneck: stage.append(Bottleneck(b, name, inplanes, planes, stride: stride, downsample: downsample))
+                }
+                inplanes = planes * kind.expansion
+            }
+            built.append(Sequential(stage))
+        }
+        layers = built
+        avgpool = timed(AdaptiveAvgPool2d(), profile)
+        flatten = timed(Flatten(), profile)
+        fc = timed(Linear(store, "fc", inplanes, outputs, rng: rng), profile)
+        macsPerImage = b.macs + inplanes * outputs
+    }
+
+    var typeDescription: String { "ResNet" }
+    var children: [(name: String, module: Module)] {
+        [("conv1", conv1), ("bn1", bn1), ("relu", relu), ("maxpool", maxpool)]
+            + layers.enumerated().map { ("layer\($0.offset + 1)", $0.element) }
+            + [("avgpool", avgpool), ("fc", fc)]
+    }
+
+    func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        var h = maxpool.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx)
+        for layer in layers { h = layer.forward(h, ctx) }
+        return fc.forward(flatten.forward(avgpool.forward(h, ctx), ctx), ctx)
+    }
+
+    func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        var g = avgpool.backward(flatten.backward(fc.backward(dy, ctx), ctx), ctx)
+        for layer in layers.reversed() { g = layer.backward(g, ctx) }
+        return conv1.backward(bn1.backward(maxpool.backward(g, ctx), ctx), ctx)
+    }
+}
+
+/// Two 3×3 convolutions; out = relu(bn2(conv2(relu(bn1(conv1(x))))) + identity).
+final class BasicBlock: Module {
+    let conv1, bn1, relu, conv2, bn2: Module
+    let downsample: Sequential?
+    let add = Add(fusedReLU: true)
+    let profile: LayerProfile?
+
+    init(_ b: ConvBuilder, _ name: String, _ inplanes: Int, _ planes: Int, stride: Int, downsample: Bool) {
+        let (h, w) = (b.height, b.width)
+        conv1 = b.conv("\(name).conv1", inplanes, planes, kernel: 3, stride: stride, padding: 1)
+        bn1 = b.bn("\(name).bn1", planes, fusedReLU: true)
+        relu = b.relu()
+        conv2 = b.conv("\(name).conv2", planes, planes, kernel: 3, stride: 1, padding: 1)
+        bn2 = b.bn("\(name).bn2", planes)
+        profile = b.profile
+        self.downsample = downsample ? b.downsample(name, inplanes, planes, stride: stride, from: (h, w)) : nil
+    }
+
+    var typeDescription: String { "BasicBlock" }
+    var children: [(name: String, module: Module)] {
+        [("conv1", conv1), ("bn1", bn1), ("relu", relu), ("conv2", conv2), ("bn2", bn2)]
+            + (downsample.map { [("downsample", $0)] } ?? [])
+    }
+
+    func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let identity = downsample?.forward(x, ctx) ?? x
+        let out = bn2.forward(conv2.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx), ctx)
+        guard let profile else { return add.forward(out, identity, ctx) }
+        return profile.time("Add") { add.forward(out, identity, ctx) }
+    }
+
+    func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        let g = profile.map { p in p.time("Add", backward: true) { add.backward(dy, ctx) } } ?? add.backward(dy, ctx)
+        let dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(g, ctx), ctx), ctx), ctx)
+        let identityGrad = downsample?.backward(g, ctx) ?? g
+        if let profile { profile.time("Add", backward: true) { addInPlace(dx, identityGrad) } } else { addInPlace(dx, identityGrad) }
+        return dx
+    }
+}
+
+/// 1×1 reduce, 3×3 (with the stride), 1×1 expand (×4); out = relu(bn3(conv3(...)) + identity).
+final class Bottleneck: Module {
+    let conv1, bn1, conv2, bn2, conv3, bn3, relu: Module
+    let downsample: Sequential?
+    let add = Add(fusedReLU: true)
+    let profile: LayerProfile?
+
+    init(_ b: ConvBuilder, _ name: String, _ inplanes: Int, _ planes: Int, stride: Int, downsample: Bool) {
+        let (h, w) = (b.height, b.width)
+        conv1 = b.conv("\(name).conv1", inplanes, planes, kernel: 1, stride: 1, padding: 0)
+        bn1 = b.bn("\(name).bn1", planes, fusedReLU: true)
+        conv2 = b.conv("\(name).conv2", planes, planes, kernel: 3, stride: stride, padding: 1)
+        bn2 = b.bn("\(name).bn2", planes, fusedReLU: true)
+        conv3 = b.conv("\(name).conv3", planes, planes * 4, kernel: 1, stride: 1, padding: 0)
+        bn3 = b.bn("\(name).bn3", planes * 4)
+        relu = b.relu()
+        profile = b.profile
+        self.downsample = downsample ? b.downsample(name, inplanes, planes * 4, stride: stride, from: (h, w)) : nil
+    }
+
+    var typeDescription: String { "Bottleneck" }
+    var children: [(name: String, module: Module)] {
+        [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3), ("relu", relu)]
+            + (downsample.map { [("downsample", $0)] } ?? [])
+    }
+
+    func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let identity = downsample?.forward(x, ctx) ?? x
+        var out = bn1.forward(conv1.forward(x, ctx), ctx)
+        out = bn2.forward(conv2.forward(out, ctx), ctx)
+        out = bn3.forward(conv3.forward(out, ctx), ctx)
+        guard let profile else { return add.forward(out, identity, ctx) }
+        return profile.time("Add") { add.forward(out, identity, ctx) }
+    }
+
+    func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        let g = profile.map { p in p.time("Add", backward: true) { add.backward(dy, ctx) } } ?? add.backward(dy, ctx)
+        var d = conv3.backward(bn3.backward(g, ctx), ctx)
+        d = conv2.backward(bn2.backward(d, ctx), ctx)
+        let dx = conv1.backward(bn1.backward(d, ctx), ctx)
+        let identityGrad = downsample?.backward(g, ctx) ?? g
+        if let profile { profile.time("Add", backward: true) { addInPlace(dx, identityGrad) } } else { addInPlace(dx, identityGrad) }
+        return dx
+    }
+}
+
+/// Declares bias-free convolutions with torchvision's ResNet initialisation
+/// (kaiming_normal_, mode="fan_out", nonlinearity="relu": N(0, 2 / (Cout·k·k))) and tracks the
+/// feature-map size to count multiply-accumulates.
+final class ConvBuilder {
+    let store: ParameterStore
+    let rng: RandomGenerator.Box
+    private(set) var height, width: Int
+    private(set) var macs = 0
+    let profile: LayerProfile?
+
+    init(_ store: ParameterStore, _ rng: RandomGenerator.Box, height: Int, width: Int, profile: LayerProfile?) {
+        self.store = store; self.rng = rng; self.height = height; self.width = width; self.profile = profile
+    }
+
+    func bn(_ name: String, _ channels: Int, fusedReLU: Bool = false) -> Module {
+        timed(BatchNorm2d(store, name, channels, fusedReLU: fusedReLU), profile)
+    }
+
+    /// The printed `ReLU(inplace=True)`: its work is done by the fused BatchNorm / Add before it.
+    func relu() -> Module { ReLU(inplace: true, fusedIntoPrevious: true) }
+
+    func conv(_ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int, padding: Int) -> Module {
+        let std = (2 / Float(outC * kernel * kernel)).squareRoot()
+        let conv = Conv2d(store, name, inC, outC, kernel: kernel, stride: stride, padding: padding, bias: false,
+                          rng: rng, weightInit: Initializer.normal(std: std, rng))
+        height = windowOutput(height, kernel: kernel, stride: stride, padding: padding)
+        width = windowOutput(width, kernel: kernel, stride: stride, padding: padding)
+        macs += height * width * outC * inC * kernel * kernel
+        return timed(conv, profile)
+    }
+
+    func pool(kernel: Int, stride: Int, padding: Int) {
+        height = windowOutput(height, kernel: kernel, stride: stride, padding: padding)
+        width = windowOutput(width, kernel: kernel, stride: stride, padding: padding)
+    }
+
+    /// `name.downsample` = Sequential(conv1x1 with the block's stride, BatchNorm2d) on the block's input.
+    func downsample(_ name: String, _ inC: Int, _ outC: Int, stride: Int, from input: (Int, Int)) -> Sequential {
+        let std = (2 / Float(outC)).squareRoot()
+        let conv = Conv2d(store, "\(name).downsample.0", inC, outC, kernel: 1, stride: stride, bias: false,
+                          rng: rng, weightInit: Initializer.normal(std: std, rng))
+        macs += windowOutput(input.0, kernel: 1, stride: stride) * windowOutput(input.1, kernel: 1, stride: stride) * inC * outC
+        return Sequential([timed(conv, profile), bn("\(name).downsample.1", outC)])
+    }
+}
