@@ -163,13 +163,17 @@ public final class Trainer {
         let started = Date()
         var stepsThisRun = 0
         while position.epoch < config.epochs {
-            let epochStart = Date()
-            var lossSum = 0.0, lossCount = 0, images = 0
+            // Resumed mid-epoch: the sums so far come from the checkpoint.
+            let epochStart = Date().addingTimeInterval(-position.epochSeconds)
+            var images = position.epochImages
             data.trainLoader.start(epoch: position.epoch, fromBatch: position.batchInEpoch * config.accumulate)
             while position.batchInEpoch < stepsPerEpoch {
                 if let stop = options.stopAfterSteps, stepsThisRun >= stop { return }
                 let stepLoss = try trainStep(images: &images)
-                lossSum += Double(stepLoss); lossCount += 1
+                position.epochLossSum += Double(stepLoss)
+                position.epochSteps += 1
+                position.epochImages = images
+                position.epochSeconds = Date().timeIntervalSince(epochStart)
                 position.batchInEpoch += 1
                 position.step += 1
                 stepsThisRun += 1
@@ -177,14 +181,15 @@ public final class Trainer {
                 let perSecond = Double(images * communicator.size) / max(elapsed, 1e-9)
                 let stepsLeft = Double((config.epochs - position.epoch) * stepsPerEpoch - position.batchInEpoch)
                 progress.update(.init(epoch: position.epoch + 1, epochs: config.epochs, step: position.batchInEpoch,
-                                      stepsPerEpoch: stepsPerEpoch, loss: lossSum / Double(lossCount), imagesPerSecond: perSecond,
+                                      stepsPerEpoch: stepsPerEpoch, loss: position.epochLossSum / Double(position.epochSteps), imagesPerSecond: perSecond,
                                       secondsLeft: stepsLeft * elapsed / Double(max(1, position.batchInEpoch))))
                 if let every = options.checkpointEverySteps, position.step % every == 0, position.batchInEpoch < stepsPerEpoch {
                     try saveCheckpoint(globalBatch: globalBatch)
                 }
             }
             let seconds = Date().timeIntervalSince(epochStart)
-            let trainLoss = try sync.weightedMean([lossSum / Double(max(1, lossCount))], weight: 1)[0]
+            // Step losses are already averaged over ranks.
+            let trainLoss = position.epochLossSum / Double(max(1, position.epochSteps))
             let evaluation = try data.validationLoader.map {
                 try Evaluator.evaluate(network: network, loader: $0, loss: loss, task: config.task,
                                        normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
@@ -197,6 +202,10 @@ public final class Trainer {
             history.append(record)
             position.epoch += 1
             position.batchInEpoch = 0
+            position.epochLossSum = 0
+            position.epochSteps = 0
+            position.epochImages = 0
+            position.epochSeconds = 0
             if isRoot {
                 try MetricsLog.append(record, to: options.outDirectory)
                 var line = String(format: "epoch %d/%d train_loss %.6f", record.epoch, config.epochs, record.train_loss)

@@ -13,7 +13,11 @@ public struct RunPosition: Codable, Equatable, Sendable {
     public var worldSize = 1
     /// Per-rank dropout generator states (4 words each), in rank order.
     public var randomStates: [[UInt64]] = []
-    public var bestValidationLoss: Double? = nil
+    /// The running sums of the current epoch, so a resumed epoch reports the same train loss.
+    public var epochLossSum = 0.0
+    public var epochSteps = 0
+    public var epochImages = 0
+    public var epochSeconds = 0.0
 
     public init() {}
 }

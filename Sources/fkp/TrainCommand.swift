@@ -36,6 +36,8 @@ struct Train: ParsableCommand {
     @Option(help: "Train on these keypoint indices only, e.g. 52 or 36,45.") var keypoints: String?
     @Option(help: "Heatmap Gaussian sigma in input pixels (U-Net).") var heatmapSigma: Float?
     @Option(help: "Heatmap loss: softmax-ce or mse.") var heatmapLoss: String?
+    @Flag(inversion: .prefixedNo, help: "Use the model's dropout (facenet: 0.5).") var dropout: Bool?
+    @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
@@ -62,6 +64,7 @@ struct Train: ParsableCommand {
         if let weightDecay { config.weightDecay = weightDecay }
         if let schedule { config.schedule = schedule }
         if let augment { config.augment = augment }
+        if let dropout { config.dropout = dropout }
         if let seed { config.seed = seed }
         if let valSplit { config.validationFraction = valSplit }
         if let split {
@@ -103,6 +106,7 @@ struct Train: ParsableCommand {
             runOptions.strict = strict
             runOptions.pictures = !noPictures
             runOptions.initWeights = initWeights
+            runOptions.stopAfterSteps = stopAfterSteps
             if let every = checkpointEvery {
                 if every.hasSuffix("e") {
                     guard let n = Int(every.dropLast()), n > 0 else { throw ValidationError("--checkpoint-every: use N (steps) or Ne (epochs)") }
