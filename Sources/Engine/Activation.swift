@@ -38,7 +38,7 @@ public final class ReLU: Module {
         gradInput.resize(output.shape)
         let (y, g, dx) = (output.data, dy.data, gradInput.data)
         Parallel.chunks(dy.count, work: dy.count) { start, end in
-            for i in start ..< end { dx[i] = y[i] > 0 ? g[i] : 0 }
+            for i in start ..< end { let gi = g[i]; dx[i] = y[i] > 0 ? gi : 0 }   // select, not branch
         }
         return gradInput
     }

@@ -103,15 +103,7 @@ public final class BatchNorm2d: Module {
             for c in start ..< end {
                 let xc = src + c * m, yc = y + c * m, gc = g + c * m, dxc = dx + c * m
                 let (mean, invStd) = (sMean[c], sInvStd[c])
-                let (sumDy, sumDyXhat): (Double, Double)
-                if relu {
-                    (sumDy, sumDyXhat) = blockedSums(m) { i in
-                        let d = yc[i] > 0 ? gc[i] : 0
-                        return (d, d * (xc[i] - mean))
-                    }
-                } else {
-                    (sumDy, sumDyXhat) = blockedSums(m) { i in (gc[i], gc[i] * (xc[i] - mean)) }
-                }
+                let (sumDy, sumDyXhat) = gradientSums(gc, xc, relu ? yc : nil, mean, m)
                 let dGammaC = Float(sumDyXhat) * invStd
                 dGamma[c] += dGammaC
                 dBeta[c] += Float(sumDy)
@@ -120,8 +112,8 @@ public final class BatchNorm2d: Module {
                 let b = dGammaC / Float(m) * invStd   // multiplies (x − μ), i.e. x̂·Σ(dy·x̂)/m
                 if relu {
                     for i in 0 ..< m {
-                        let d = yc[i] > 0 ? gc[i] : 0
-                        dxc[i] = k * (d - a - (xc[i] - mean) * b)
+                        let gi = gc[i]   // loaded unconditionally: a select, not a branch
+                        dxc[i] = k * ((yc[i] > 0 ? gi : 0) - a - (xc[i] - mean) * b)
                     }
                 } else {
                     for i in 0 ..< m { dxc[i] = k * (gc[i] - a - (xc[i] - mean) * b) }
@@ -130,4 +122,44 @@ public final class BatchNorm2d: Module {
         }
         return gradInput
     }
+}
+
+/// Σ dy and Σ dy·(x − μ) over one channel, dy zeroed where `y` (when given) is not positive.
+/// Four Float lanes per block (the compiler may not reorder Float sums itself), blocks in Double.
+@inline(__always)
+private func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+                          _ mean: Float, _ m: Int) -> (Double, Double) {
+    var totalA = 0.0, totalB = 0.0
+    var start = 0
+    while start < m {
+        let end = min(m, start + reductionBlock)
+        var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
+        var b0: Float = 0, b1: Float = 0, b2: Float = 0, b3: Float = 0
+        var i = start
+        if let y {
+            while i + 4 <= end {
+                // Unconditional loads then selects: no branches, so the loop vectorises.
+                let (g0, g1, g2, g3) = (dy[i], dy[i + 1], dy[i + 2], dy[i + 3])
+                let d0 = y[i] > 0 ? g0 : 0, d1 = y[i + 1] > 0 ? g1 : 0
+                let d2 = y[i + 2] > 0 ? g2 : 0, d3 = y[i + 3] > 0 ? g3 : 0
+                a0 += d0; a1 += d1; a2 += d2; a3 += d3
+                b0 += d0 * (x[i] - mean); b1 += d1 * (x[i + 1] - mean)
+                b2 += d2 * (x[i + 2] - mean); b3 += d3 * (x[i + 3] - mean)
+                i += 4
+            }
+            while i < end { let g = dy[i]; let d = y[i] > 0 ? g : 0; a0 += d; b0 += d * (x[i] - mean); i += 1 }
+        } else {
+            while i + 4 <= end {
+                a0 += dy[i]; a1 += dy[i + 1]; a2 += dy[i + 2]; a3 += dy[i + 3]
+                b0 += dy[i] * (x[i] - mean); b1 += dy[i + 1] * (x[i + 1] - mean)
+                b2 += dy[i + 2] * (x[i + 2] - mean); b3 += dy[i + 3] * (x[i + 3] - mean)
+                i += 4
+            }
+            while i < end { a0 += dy[i]; b0 += dy[i] * (x[i] - mean); i += 1 }
+        }
+        totalA += Double((a0 + a1) + (a2 + a3))
+        totalB += Double((b0 + b1) + (b2 + b3))
+        start = end
+    }
+    return (totalA, totalB)
 }

@@ -12,30 +12,12 @@ public func blockedSum(_ n: Int, _ f: (Int) -> Float) -> Double {
     var start = 0
     while start < n {
         let end = min(n, start + reductionBlock)
-        var s0: Float = 0, s1: Float = 0
+        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
         var i = start
-        while i + 2 <= end { s0 += f(i); s1 += f(i + 1); i += 2 }
-        if i < end { s0 += f(i) }
-        total += Double(s0 + s1)
+        while i + 4 <= end { s0 += f(i); s1 += f(i + 1); s2 += f(i + 2); s3 += f(i + 3); i += 4 }
+        while i < end { s0 += f(i); i += 1 }
+        total += Double((s0 + s1) + (s2 + s3))
         start = end
     }
     return total
-}
-
-/// Σ f(i) and Σ g(i) in one pass (BatchNorm backward needs both per channel).
-@inline(__always)
-public func blockedSums(_ n: Int, _ f: (Int) -> (Float, Float)) -> (Double, Double) {
-    var ta = 0.0, tb = 0.0
-    var start = 0
-    while start < n {
-        let end = min(n, start + reductionBlock)
-        var a: Float = 0, b: Float = 0
-        for i in start ..< end {
-            let (u, v) = f(i)
-            a += u; b += v
-        }
-        ta += Double(a); tb += Double(b)
-        start = end
-    }
-    return (ta, tb)
 }
