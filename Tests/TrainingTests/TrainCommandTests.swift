@@ -1,0 +1,175 @@
+import Foundation
+import TestSupport
+import Training
+import XCTest
+
+/// End-to-end runs of the built `fkp` binary on small synthetic data: one rank, two ranks under
+/// mpirun, exact resume, the data-parallel math, and rejection of bad checkpoints.
+final class TrainCommandTests: XCTestCase {
+    let fkp = TestPaths.product("fkp").path
+    /// A short, deterministic run: no augmentation noise needed for what these tests check.
+    let quick = ["--data", "synthetic:96", "--batch", "8", "--epochs", "2", "--steps-per-epoch", "3",
+                 "--threads", "1", "--quiet", "--no-pictures"]
+
+    func run(_ args: [String], timeout: TimeInterval = 240) throws -> ProcessResult {
+        try ProcessRunner.run(fkp, args, timeout: timeout)
+    }
+
+    func checkpoints(_ dir: URL) -> [URL] { CheckpointFile.list(in: dir) }
+
+    func testSingleRankRunWritesCheckpointsMetricsAndPictures() throws {
+        let dir = TestPaths.temporaryDirectory("train1")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try run(["train", "--data", "synthetic:64", "--batch", "8", "--epochs", "2", "--steps-per-epoch", "3",
+                         "--out", dir.path, "--threads", "1", "--keep", "1"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(checkpoints(dir).map(\.lastPathComponent), [CheckpointFile.name(step: 6)])
+        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("latest"), encoding: .utf8),
+                       CheckpointFile.name(step: 6) + "\n")
+        let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            for key in ["epoch", "step", "train_loss", "val_loss", "images_per_s", "lr"] { XCTAssertNotNil(object[key], "\(key) in \(line)") }
+        }
+        for picture in ["training_samples.png", "loss_curves.png", "predictions_best.png", "predictions_worst.png", "first_layer_filters.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(picture).path), picture)
+        }
+        // The checkpoint carries everything eval and predict need.
+        let file = try CheckpointFile.read(checkpoints(dir)[0])
+        let contents = try TrainingCheckpoint.contents(of: file, path: "x")
+        XCTAssertEqual(contents.model.name, "facenet")
+        XCTAssertEqual(contents.preprocessing.markupCount, 68)
+        XCTAssertEqual(contents.position.step, 6)
+        XCTAssertNotNil(file.entries["l1.0.weight"])
+        XCTAssertNotNil(file.entries["optimizer.exp_avg.fc1.weight"])
+    }
+
+    func testTwoRanksUnderMpirun() throws {
+        let dir = TestPaths.temporaryDirectory("train2")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try ProcessRunner.mpirun(ranks: 2, product: "fkp", ["train"] + quick + ["--out", dir.path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(checkpoints(dir).last?.lastPathComponent, CheckpointFile.name(step: 6))
+        let contents = try TrainingCheckpoint.contents(of: try CheckpointFile.read(checkpoints(dir).last!), path: "x")
+        XCTAssertEqual(contents.position.worldSize, 2)
+        XCTAssertEqual(contents.position.randomStates.count, 2)
+        XCTAssertEqual(contents.file.metadata["global_batch"], "16")
+    }
+
+    /// 2 ranks × batch B take the same optimizer steps as 1 rank × batch 2B (FaceNet has no
+    /// BatchNorm; dropout off): every parameter agrees within float tolerance.
+    func testDataParallelMatchesOneRankWithTheGlobalBatch() throws {
+        let one = TestPaths.temporaryDirectory("ddp1"), two = TestPaths.temporaryDirectory("ddp2")
+        defer { try? FileManager.default.removeItem(at: one); try? FileManager.default.removeItem(at: two) }
+        let common = ["train", "--data", "synthetic:64", "--epochs", "1", "--steps-per-epoch", "4", "--no-augment",
+                      "--no-dropout", "--val-split", "0", "--threads", "1", "--quiet", "--no-pictures", "--schedule", "constant"]
+        let r1 = try run(common + ["--batch", "8", "--out", one.path])
+        XCTAssertEqual(r1.status, 0, r1.output)
+        let r2 = try ProcessRunner.mpirun(ranks: 2, product: "fkp", common + ["--batch", "4", "--out", two.path])
+        XCTAssertEqual(r2.status, 0, r2.output)
+        let a = try CheckpointFile.read(checkpoints(one).last!), b = try CheckpointFile.read(checkpoints(two).last!)
+        var maxDiff: Float = 0, maxValue: Float = 0
+        for name in a.order where !name.hasPrefix("optimizer.") {
+            let x = a.floats(name)!, y = b.floats(name)!
+            XCTAssertEqual(x.count, y.count, name)
+            for (u, v) in zip(x, y) { maxDiff = max(maxDiff, abs(u - v)); maxValue = max(maxValue, abs(u)) }
+        }
+        XCTAssertLessThan(maxDiff, 1e-5 * max(1, maxValue), "max |Δparameter| \(maxDiff)")
+        // And it did train: the weights moved away from the initialisation.
+        XCTAssertNotEqual(a.floats("l1.0.weight"), nil)
+    }
+
+    /// Training N steps straight equals training k steps, stopping, and resuming to N: the same
+    /// per-epoch losses and bit-identical weights and optimizer state.
+    func testResumeIsBitExact() throws {
+        let straight = TestPaths.temporaryDirectory("straight"), resumed = TestPaths.temporaryDirectory("resumed")
+        defer { try? FileManager.default.removeItem(at: straight); try? FileManager.default.removeItem(at: resumed) }
+        // Augmentation and dropout on: their randomness must resume exactly too.
+        let common = ["train", "--data", "synthetic:96", "--batch", "8", "--epochs", "2", "--steps-per-epoch", "5",
+                      "--threads", "1", "--quiet", "--no-pictures", "--checkpoint-every", "2", "--keep", "10"]
+        XCTAssertEqual(try run(common + ["--out", straight.path]).status, 0)
+        let stopped = try run(common + ["--out", resumed.path, "--stop-after-steps", "7"])
+        XCTAssertEqual(stopped.status, 0, stopped.output)
+        XCTAssertEqual(checkpoints(resumed).last?.lastPathComponent, CheckpointFile.name(step: 6))
+        let again = try run(common + ["--out", resumed.path, "--resume", "auto"])
+        XCTAssertEqual(again.status, 0, again.output)
+
+        let metricsA = try String(contentsOf: straight.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let metricsB = try String(contentsOf: resumed.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        func losses(_ text: String) -> [String] {
+            text.split(separator: "\n").map { line in
+                let o = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return "\(o["train_loss"]!) \(o["val_loss"]!)"
+            }
+        }
+        XCTAssertEqual(losses(metricsA), losses(metricsB))
+        let a = try CheckpointFile.read(checkpoints(straight).last!), b = try CheckpointFile.read(checkpoints(resumed).last!)
+        XCTAssertEqual(a.order.sorted(), b.order.sorted())
+        for name in a.order { XCTAssertEqual(a.floats(name), b.floats(name), "\(name) differs after resume") }
+    }
+
+    func testBadCheckpointsGiveOneLineErrors() throws {
+        let dir = TestPaths.temporaryDirectory("badckpt")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertEqual(try run(["train"] + quick + ["--out", dir.path, "--epochs", "1"]).status, 0)
+        let good = checkpoints(dir).last!
+        let bytes = try Data(contentsOf: good)
+        let truncated = dir.appendingPathComponent("truncated.safetensors.zst")
+        try bytes.prefix(bytes.count / 2).write(to: truncated)
+        let foreign = dir.appendingPathComponent("foreign.safetensors.zst")
+        var plain = SafeTensors(metadata: ["format": "something-else"])
+        [Float(1)].withUnsafeBufferPointer { plain.add("x", shape: [1], floats: $0) }
+        try CheckpointFile.write(plain, to: foreign)
+        // Right format, wrong model: the metadata says resnet18, the tensors are FaceNet's.
+        var file = try CheckpointFile.read(good)
+        var config = try JSONSerialization.jsonObject(with: Data(file.metadata["model"]!.utf8)) as! [String: Any]
+        config["name"] = "resnet18"
+        file.metadata["model"] = String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self)
+        let mismatched = dir.appendingPathComponent("mismatched.safetensors.zst")
+        try CheckpointFile.write(file, to: mismatched)
+
+        for bad in [truncated, foreign, mismatched, dir.appendingPathComponent("missing.safetensors.zst")] {
+            for args in [["train"] + quick + ["--out", dir.appendingPathComponent("r").path, "--resume", bad.path],
+                         ["eval", "--checkpoint", bad.path, "--data", "synthetic:8"]] {
+                let r = try run(args)
+                XCTAssertEqual(r.status, 1, "\(args): \(r.output)")
+                let errorLines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+                XCTAssertEqual(errorLines.count, 1, r.stderr)
+                XCTAssertTrue(r.stderr.hasPrefix("fkp: error: "), r.stderr)
+                XCTAssertTrue(r.stderr.contains(bad.lastPathComponent), r.stderr)
+            }
+        }
+        // The run's own checkpoints are untouched by the failures.
+        XCTAssertEqual(try Data(contentsOf: good), bytes)
+    }
+
+    func testEvalAndPredict() throws {
+        let dir = TestPaths.temporaryDirectory("evalpredict")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertEqual(try run(["train"] + quick + ["--out", dir.path]).status, 0)
+        let checkpoint = checkpoints(dir).last!.path
+        let perImage = dir.appendingPathComponent("per_image.csv").path, kaggle = dir.appendingPathComponent("kaggle.csv").path
+        let e = try run(["eval", "--checkpoint", checkpoint, "--data", "synthetic:12", "--per-image", perImage, "--kaggle", kaggle])
+        XCTAssertEqual(e.status, 0, e.output)
+        for key in ["images: 12", "mse: ", "mean pixel error: ", "nme: ", "failure rate@0.08: ", "auc@0.08: "] {
+            XCTAssertTrue(e.stdout.contains(key), "\(key) missing in \(e.stdout)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: perImage, encoding: .utf8).split(separator: "\n").count, 1 + 12)
+        XCTAssertEqual(try String(contentsOfFile: kaggle, encoding: .utf8).split(separator: "\n").count, 1 + 12 * 136)
+
+        // Predict on a face written to disk as a PNG, with and without a box.
+        let faces = dir.appendingPathComponent("faces")
+        XCTAssertEqual(try run(["data", "synth", "--count", "1", "--out", faces.path]).status, 0)
+        let image = faces.appendingPathComponent("images/000001.png").path
+        let p = try run(["predict", image, "--checkpoint", checkpoint, "--out", dir.path])
+        XCTAssertEqual(p.status, 0, p.output)
+        let json = try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((json["keypoints"] as! [[Double]]).count, 68)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: json["overlay"] as! String))
+        let boxed = try run(["predict", image, "--checkpoint", checkpoint, "--box", "10,20,120,120", "--out", dir.path])
+        XCTAssertEqual(boxed.status, 0, boxed.output)
+        let badBox = try run(["predict", image, "--checkpoint", checkpoint, "--box", "1,2,3"])
+        XCTAssertEqual(badBox.status, 1)
+    }
+}
