@@ -69,6 +69,22 @@ final class AugmentationTests: XCTestCase {
         XCTAssertGreaterThan(fallbacks, 10)
     }
 
+    func testDrawsCoverTheirRanges() {
+        let p = AugmentationParameters()
+        var flips = 0
+        var maxRotation: Float = 0, maxShear: Float = 0, maxZoom: Float = 0
+        for n in 0..<400 {
+            var rng = SplitMix64(1, 0, UInt64(n))
+            let a = Augmentation.draw(p, rng: &rng)
+            if a.flip { flips += 1 }
+            maxRotation = max(maxRotation, abs(a.rotationDegrees)); maxShear = max(maxShear, abs(a.shearX))
+            maxZoom = max(maxZoom, a.zoomOut)
+            XCTAssertTrue(abs(a.shiftX) <= 0.1 && abs(a.shiftY) <= 0.1 && a.zoomOut >= 0 && a.zoomOut <= 0.2)
+        }
+        XCTAssertTrue((150...250).contains(flips), "\(flips) flips of 400")
+        XCTAssertTrue(maxRotation > 20 && maxRotation <= 22 && maxShear > 0.07 && maxShear <= 0.08 && maxZoom > 0.18)
+    }
+
     func testSubsetMustBeClosedUnderFlips() {
         var options = LoaderOptions()
         options.keypointSubset = [36]
