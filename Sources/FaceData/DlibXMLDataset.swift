@@ -32,8 +32,10 @@ public struct DlibXMLDataset: FaceDataset, PersonLabelled {
         let parsed = parser.parse()
         if let error = collector.error { throw error }
         if !parsed {
-            let reason = (parser.parserError as NSError?)?.localizedDescription ?? "unknown error"
-            throw DataError(file: xmlPath, line: parser.lineNumber, "malformed XML (\(reason))")
+            let code = (parser.parserError as NSError?)?.code ?? 0
+            let known = [4: "empty document", 5: "premature end of document", 76: "mismatched closing tag"]
+            throw DataError(file: xmlPath, line: collector.syntaxErrorLine ?? parser.lineNumber,
+                            "malformed XML (\(known[code] ?? "XMLParser error \(code)"))")
         }
         let folder = URL(fileURLWithPath: xmlPath).deletingLastPathComponent()
         var sizes: [String: (width: Int, height: Int)] = [:]
@@ -89,6 +91,8 @@ final class DlibXMLCollector: NSObject, XMLParserDelegate {
     let pointCount: Int
     var faces: [Face] = []
     var error: DataError?
+    /// Where the XML parser first choked (its own line number at the end of parsing can be later).
+    var syntaxErrorLine: Int?
     private var currentFile: String?
     private var current: Face?
     private var seen: [Bool] = []
@@ -138,6 +142,10 @@ final class DlibXMLCollector: NSObject, XMLParserDelegate {
         default:
             break
         }
+    }
+
+    func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
+        if syntaxErrorLine == nil { syntaxErrorLine = parser.lineNumber }
     }
 
     func parser(_ parser: XMLParser, didEndElement element: String, namespaceURI: String?, qualifiedName: String?) {

@@ -28,22 +28,27 @@ public enum Heatmaps {
     }
 
     /// The keypoint a heatmap marks, in heatmap pixels: the argmax refined to sub-pixel precision by
-    /// fitting a parabola to the log values on each axis (exact for a Gaussian); `peak` is the maximum.
+    /// fitting a parabola to the log values of three neighbouring pixels on each axis (exact for a
+    /// Gaussian; at the border the three pixels inside are used); `peak` is the maximum.
     public static func decode(_ plane: UnsafePointer<Float>, width: Int, height: Int) -> (x: Float, y: Float, peak: Float) {
         var best = 0
         var peak = plane[0]
         for i in 1..<(width * height) where plane[i] > peak { peak = plane[i]; best = i }
         let bx = best % width, by = best / width
-        func offset(_ minus: Float, _ centre: Float, _ plus: Float) -> Float {
-            guard minus > 0, centre > 0, plus > 0 else { return 0 }
-            let lm = logf(minus), lc = logf(centre), lp = logf(plus)
-            let curvature = lm - 2 * lc + lp
-            guard curvature < 0 else { return 0 }
-            return max(-0.5, min(0.5, 0.5 * (lm - lp) / curvature))
+        /// Refines position `b` on an axis of length `n`, reading values with `value(k)`.
+        func refine(_ b: Int, _ n: Int, _ value: (Int) -> Float) -> Float {
+            guard n >= 3 else { return Float(b) }
+            let first = min(max(b - 1, 0), n - 3)
+            let v0 = value(first), v1 = value(first + 1), v2 = value(first + 2)
+            guard v0 > 0, v1 > 0, v2 > 0 else { return Float(b) }
+            let l0 = logf(v0), l1 = logf(v1), l2 = logf(v2)
+            let curvature = l0 - 2 * l1 + l2
+            guard curvature < 0 else { return Float(b) }
+            let vertex = Float(first + 1) + 0.5 * (l0 - l2) / curvature
+            return min(max(vertex, Float(b) - 1), Float(b) + 1)
         }
-        var x = Float(bx), y = Float(by)
-        if bx > 0 && bx < width - 1 { x += offset(plane[best - 1], peak, plane[best + 1]) }
-        if by > 0 && by < height - 1 { y += offset(plane[best - width], peak, plane[best + width]) }
+        let x = refine(bx, width) { plane[by * width + $0] }
+        let y = refine(by, height) { plane[$0 * width + bx] }
         return (x, y, peak)
     }
 

@@ -136,10 +136,11 @@ extension GreyImage {
         pixels.withUnsafeBufferPointer { srcBuffer in
             let src = srcBuffer.baseAddress!
             for j in 0..<outHeight {
-                var sx = inv.b * Float(j) + inv.c
-                var sy = inv.e * Float(j) + inv.f
+                let rowX = inv.b * Float(j) + inv.c, rowY = inv.e * Float(j) + inv.f
                 let row = dst + j * outWidth
                 for i in 0..<outWidth {
+                    // Computed afresh per pixel (not accumulated), so rounding does not drift along a row.
+                    let sx = rowX + inv.a * Float(i), sy = rowY + inv.d * Float(i)
                     let cx = clampToEdge ? min(max(sx, 0), maxX) : sx, cy = clampToEdge ? min(max(sy, 0), maxY) : sy
                     let xf = cx.rounded(.down), yf = cy.rounded(.down)
                     let fx = cx - xf, fy = cy - yf
@@ -159,8 +160,6 @@ extension GreyImage {
                         let bottom = at(x0, y0 + 1) + (at(x0 + 1, y0 + 1) - at(x0, y0 + 1)) * fx
                         row[i] = top + (bottom - top) * fy
                     }
-                    sx += inv.a
-                    sy += inv.d
                 }
             }
         }
