@@ -28,7 +28,7 @@ public func writeDlibXML(dataset: FaceDataset, count: Int? = nil, to directory: 
     for index in 0..<total {
         let record = try dataset.record(at: index)
         let file = String(format: "images/%06d.png", index + 1)
-        try writePNGGrey(record.image, to: directory.appendingPathComponent(file))
+        try ImageCodec.writePNG(record.image, to: directory.appendingPathComponent(file).path)
         let box = record.box ?? Box(x: 0, y: 0, width: Float(record.image.width), height: Float(record.image.height))
         let left = Int(box.x.rounded(.down)), top = Int(box.y.rounded(.down))
         let width = Int((box.x + box.width).rounded(.up)) - left
@@ -81,30 +81,7 @@ public func writeKeypointPreview(dataset: FaceDataset, count: Int, first: Int = 
             }
         }
     }
-    try writePNGGrey(sheet, to: file)
-}
-
-/// 8-bit grey PNG through libpng's simplified API (the classic API needs setjmp, which Swift lacks).
-private func writePNGGrey(_ image: GreyImage, to url: URL) throws {
-    var bytes = [UInt8](repeating: 0, count: image.width * image.height)
-    for i in 0..<bytes.count {
-        bytes[i] = UInt8((min(max(image.pixels[i], 0), 1) * 255).rounded())
-    }
-    var png = png_image()
-    png.version = UInt32(PNG_IMAGE_VERSION)
-    png.width = UInt32(image.width)
-    png.height = UInt32(image.height)
-    png.format = UInt32(PNG_FORMAT_GRAY)
-    let ok = bytes.withUnsafeBufferPointer { buffer in
-        png_image_write_to_file(&png, url.path, 0, buffer.baseAddress, Int32(image.width), nil)
-    }
-    if ok == 0 {
-        let message = withUnsafeBytes(of: png.message) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-        png_image_free(&png)
-        throw DataError(file: url.path, "cannot write PNG: \(message)")
-    }
+    try ImageCodec.writePNG(sheet, to: file.path)
 }
 
 private func xmlEscaped(_ text: String) -> String {

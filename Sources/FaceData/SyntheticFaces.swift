@@ -23,19 +23,8 @@ public struct SyntheticFaces: FaceDataset {
 
     public var markup: KeypointMarkup { Self.syntheticMarkup }
 
-    /// The iBUG 68-point markup: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67,
-    /// normalised by the outer eye corners (36, 45).
-    public static let syntheticMarkup: KeypointMarkup = {
-        var flip = Array(0..<68)
-        let pairs: [(Int, Int)] = (0...7).map { ($0, 16 - $0) }      // jaw
-            + (17...21).map { ($0, 43 - $0) }                        // brows 17<->26 ... 21<->22
-            + [(31, 35), (32, 34)]                                    // nose base
-            + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]   // eyes
-            + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]     // outer lips
-            + [(60, 64), (61, 63), (65, 67)]                         // inner lips
-        for (a, b) in pairs { flip[a] = b; flip[b] = a }
-        return KeypointMarkup(name: "ibug68", count: 68, flipPermutation: flip, normalisingPair: (36, 45))
-    }()
+    /// The iBUG 68-point markup, the same as the 300-W loaders'.
+    public static var syntheticMarkup: KeypointMarkup { .ibug68 }
 
     public func record(at index: Int) throws -> FaceRecord {
         guard index >= 0 else {

@@ -40,7 +40,7 @@ struct BenchData: ParsableCommand {
 
     func run() throws {
         let (width, height) = try parsedSize()
-        try reportingDataErrors {
+        runReportingErrors {
             let datasetOptions = DatasetOptions()
             let dataset = try openDataset(path: path, options: datasetOptions)
             var options = LoaderOptions()

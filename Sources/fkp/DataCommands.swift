@@ -2,19 +2,11 @@ import ArgumentParser
 import FaceData
 import Foundation
 
-/// Runs a command body; data errors become one line on stderr and exit code 1 (no crash trace).
-func reportingDataErrors(_ body: () throws -> Void) throws {
-    do { try body() } catch let error as DataError {
-        FileHandle.standardError.write(Data("fkp: error: \(error.description)\n".utf8))
-        throw ExitCode.failure
-    }
-}
-
 /// `fkp data ...`: look at datasets.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Inspect face datasets (IMM, dlib/iBUG XML, 300-W .pts, synthetic).",
-        subcommands: [DataStats.self, DataShow.self])
+        subcommands: [DataStats.self, DataShow.self, DataSynth.self])
 }
 
 struct DataStats: ParsableCommand {
@@ -29,7 +21,7 @@ struct DataStats: ParsableCommand {
     var strict = false
 
     func run() throws {
-        try reportingDataErrors {
+        runReportingErrors {
             let options = DatasetOptions(strict: strict)
             let dataset = try openDataset(path: path, options: options)
             let openSkips = options.skips.count
@@ -97,7 +89,7 @@ struct DataShow: ParsableCommand {
     }
 
     func run() throws {
-        try reportingDataErrors {
+        runReportingErrors {
             let datasetOptions = DatasetOptions(strict: strict)
             let dataset = try openDataset(path: path, options: datasetOptions)
             var options = LoaderOptions()
@@ -135,6 +127,26 @@ struct DataShow: ParsableCommand {
             }
             try canvas.writePNG(to: out)
             print("wrote \(out): \(chosen.count) faces from \(dataset.name)")
+        }
+    }
+}
+
+struct DataSynth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write built-in synthetic faces to disk in the dlib XML layout (images/*.png + labels.xml).")
+
+    @Option(help: "Number of faces.") var count = 100
+    @Option(help: "Seed (the same seed and index give the same face).") var seed: UInt64 = 1
+    @Option(help: "Image side in pixels.") var size = 256
+    @Option(help: "Output folder.") var out: String
+
+    func run() throws {
+        runReportingErrors {
+            guard count > 0, size >= 64 else { throw ValidationError("--count must be positive and --size at least 64") }
+            let faces = SyntheticFaces(count: count, seed: seed, imageSize: size)
+            try writeDlibXML(dataset: faces, count: count, to: URL(fileURLWithPath: out))
+            print("wrote \(count) faces to \(out)/labels.xml")
         }
     }
 }
