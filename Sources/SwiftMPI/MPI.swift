@@ -54,6 +54,8 @@ public enum MPI {
     public static func initialize(threadLevel: ThreadLevel = .funneled) throws -> ThreadLevel {
         lock.lock(); defer { lock.unlock() }
         if let level = grantedLevel { return level }
+        // MPI cannot be initialised again once finalised; any call would abort the process.
+        guard !isFinalized else { throw MPIError.misuse("MPI was already finalized in this process") }
         var already: Int32 = 0
         MPI_Initialized(&already)
         var provided: Int32 = threadLevel.mpiValue
@@ -62,8 +64,10 @@ public enum MPI {
             guard code == MPI_SUCCESS else {
                 throw MPIError.mpi(function: "MPI_Init_thread", code: code, message: "initialisation failed")
             }
+            // Finalise at exit (the process owns MPI); never earlier, since nothing may follow it.
             atexit { MPI.finalizeAtExit() }
         } else {
+            // Someone else (a host program, a C library) initialised MPI: use it, leave finalising to them.
             MPI_Query_thread(&provided)
         }
         let world = Communicator(handle: fkp_comm_world())
@@ -121,14 +125,16 @@ public enum MPI {
         exit(code)
     }
 
-    /// Turns an MPI return code into a Swift error carrying MPI's error string.
+    /// Turns an MPI return code into a Swift error carrying MPI's own error string. Public so that
+    /// raw CMPI calls (the escape hatch for what the wrapper lacks) report errors the same way.
     @inline(__always)
-    static func check(_ code: Int32, _ function: @autoclosure () -> String) throws {
+    public static func check(_ code: Int32, _ function: @autoclosure () -> String) throws {
         guard code != MPI_SUCCESS else { return }
         throw MPIError.mpi(function: function(), code: code, message: errorString(code))
     }
 
-    static func errorString(_ code: Int32) -> String {
+    /// MPI's own description of an error code (MPI_Error_string).
+    public static func errorString(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: Int(fkp_max_error_string()) + 1)
         var length: Int32 = 0
         guard MPI_Error_string(code, &buffer, &length) == MPI_SUCCESS else { return "unknown error \(code)" }
