@@ -42,7 +42,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: lang),
         // Runs every collective of the wrapper under mpirun and checks the results (used by the tests).
-        .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI"], swiftSettings: lang),
+        .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI", "CMPI"], swiftSettings: lang),
 
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport", swiftSettings: lang),
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "TestSupport"], swiftSettings: lang),
