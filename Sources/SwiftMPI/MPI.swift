@@ -60,6 +60,7 @@ public enum MPI {
         MPI_Initialized(&already)
         var provided: Int32 = threadLevel.mpiValue
         if already == 0 {
+            launcherSnapshot = environmentNamesLauncher()
             let code = MPI_Init_thread(nil, nil, threadLevel.mpiValue, &provided)
             guard code == MPI_SUCCESS else {
                 throw MPIError.mpi(function: "MPI_Init_thread", code: code, message: "initialisation failed")
@@ -109,8 +110,16 @@ public enum MPI {
         return String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// True when this process was started by a process manager (mpirun, srun) rather than as a singleton.
+    /// True when this process was started by a process manager (mpirun, srun) rather than as a
+    /// singleton. Decided from the environment as it was before MPI_Init, because a singleton
+    /// init sets PMIx variables of its own.
     public static var launchedByProcessManager: Bool {
+        lock.withLock { launcherSnapshot } ?? environmentNamesLauncher()
+    }
+
+    nonisolated(unsafe) private static var launcherSnapshot: Bool?
+
+    private static func environmentNamesLauncher() -> Bool {
         let env = ProcessInfo.processInfo.environment
         return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
     }
