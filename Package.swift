@@ -45,7 +45,7 @@ let package = Package(
         .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI", "CMPI"], swiftSettings: lang),
 
         .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport", swiftSettings: lang),
-        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
