@@ -43,13 +43,23 @@ public enum ThreadLevel: Int, Comparable, Sendable, CustomStringConvertible {
 
 /// Process-wide MPI state. MPI may be initialised once per process and never again after
 /// finalisation, so initialisation is idempotent and finalisation happens at exit.
+///
+///     try MPI.initialize(threadLevel: .funneled)   // optional: `MPI.world` initialises too
+///     let world = MPI.world                         // rank, size, processorName
+///     try world.allreduce(&gradients)               // [Float] or UnsafeMutableBufferPointer, in place
+///     let hosts = try world.allgather(world.processorName)
+///     if world.isRoot { print(hosts) }
+///
+/// The same binary runs alone (a singleton world of one) or under `mpirun -np N`. Errors come
+/// back as `MPIError` (the world's error handler is set to return), never as an abort.
 public enum MPI {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var grantedLevel: ThreadLevel?
     nonisolated(unsafe) private static var worldCommunicator: Communicator?
 
     /// Initialises MPI once (later calls return the level granted the first time). Works under
-    /// `mpirun` and as a singleton (a plain `./program` is a world of size 1).
+    /// `mpirun` and as a singleton (a plain `./program` is a world of size 1). The granted level
+    /// may be lower than the one requested: callers that need threads must check it.
     @discardableResult
     public static func initialize(threadLevel: ThreadLevel = .funneled) throws -> ThreadLevel {
         lock.lock(); defer { lock.unlock() }
