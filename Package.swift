@@ -42,10 +42,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: lang),
         // Runs every collective of the wrapper under mpirun and checks the results (used by the tests).
-        .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI"], swiftSettings: lang),
+        .executableTarget(name: "swiftmpi-selftest", dependencies: ["SwiftMPI", "CMPI"], swiftSettings: lang),
 
         .target(name: "TestSupport", dependencies: ["Engine"], path: "Tests/TestSupport", swiftSettings: lang),
-        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],

@@ -1,12 +1,16 @@
 import CMPI
+import Foundation
 
 /// A group of processes that talk to each other. `MPI.world` is the one every program has.
 ///
-/// Collectives must be called by every rank, in the same order, with matching sizes; the
-/// wrapper checks what it can locally (roots, buffer sizes of out-of-place calls) before
-/// calling MPI, and `allgather`/`gather` also agree on the per-rank count first, because a
-/// mismatch there would corrupt memory instead of failing.
+/// Collectives must be called by every rank, in the same order, with matching sizes. The
+/// wrapper checks what it can before calling MPI: roots must be ranks; out-of-place buffers
+/// must match; `broadcast`, `allgather` and `gather` first agree on count and root across
+/// ranks (one tiny allreduce), because a mismatch there would corrupt memory or make only some
+/// ranks fail. `allreduce`, the hot path, is not cross-checked: every rank must pass the same
+/// count (the training loop does by construction).
 public final class Communicator: @unchecked Sendable {
+    /// The raw MPI handle, for CMPI calls the wrapper does not cover (see `call`).
     public let handle: MPI_Comm
     public let rank: Int
     public let size: Int
@@ -30,6 +34,19 @@ public final class Communicator: @unchecked Sendable {
         return String(cString: buffer)
     }
 
+    /// Escape hatch: runs a raw MPI call on this communicator's handle and turns a failing return
+    /// code into `MPIError.mpi` with MPI's own message, e.g.
+    /// `try world.call("MPI_Reduce") { MPI_Reduce(..., $0) }`.
+    public func call(_ function: String, _ body: (MPI_Comm) -> Int32) throws {
+        try MPI.check(body(handle), function)
+    }
+
+    /// Aborts every process of the job (not just this rank) with `code`.
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(handle, code)
+        exit(code)
+    }
+
     // MARK: - Synchronisation
 
     public func barrier() throws {
@@ -38,11 +55,11 @@ public final class Communicator: @unchecked Sendable {
 
     // MARK: - Broadcast
 
-    /// Sends `root`'s buffer to every rank (in place).
+    /// Sends `root`'s buffer to every rank (in place). Every rank must pass the same count and root.
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int = 0) throws {
         try checkRoot(root)
-        try MPI.check(MPI_Bcast(buffer.baseAddress, try count(buffer.count), T.mpiDatatype, Int32(root), handle),
-                      "MPI_Bcast")
+        try agree(count: buffer.count, root: root, operation: "broadcast")
+        try rawBroadcast(buffer, root: root)
     }
 
     public func broadcast<T: MPIScalar>(_ array: inout [T], root: Int = 0) throws {
@@ -57,15 +74,19 @@ public final class Communicator: @unchecked Sendable {
 
     /// Broadcasts a byte array whose length only the root knows (length first, then bytes).
     public func broadcastBytes(_ bytes: [UInt8], root: Int = 0) throws -> [UInt8] {
-        let length = try broadcast(Int64(rank == root ? bytes.count : 0), root: root)
-        var data = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length))
+        try checkRoot(root)
+        // The length broadcast doubles as the agreement on root: it has count 1 everywhere.
+        try agree(count: 1, root: root, operation: "broadcastBytes")
+        var length = [Int64(rank == root ? bytes.count : 0)]
+        try length.withUnsafeMutableBufferPointer { try rawBroadcast($0, root: root) }
+        var data = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length[0]))
         // Large payloads (checkpoints) go in chunks: MPI counts are 32-bit.
         let chunk = Int(Int32.max / 2)
         try data.withUnsafeMutableBufferPointer { all in
             var offset = 0
             while offset < all.count {
                 let n = min(chunk, all.count - offset)
-                try broadcast(UnsafeMutableBufferPointer(rebasing: all[offset ..< offset + n]), root: root)
+                try rawBroadcast(UnsafeMutableBufferPointer(rebasing: all[offset ..< offset + n]), root: root)
                 offset += n
             }
         }
@@ -76,9 +97,15 @@ public final class Communicator: @unchecked Sendable {
         String(decoding: try broadcastBytes(Array(string.utf8), root: root), as: UTF8.self)
     }
 
+    private func rawBroadcast<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
+        try MPI.check(MPI_Bcast(buffer.baseAddress, try count(buffer.count), T.mpiDatatype, Int32(root), handle),
+                      "MPI_Bcast")
+    }
+
     // MARK: - Allreduce
 
-    /// Reduces `buffer` across all ranks and leaves the result in `buffer` on every rank.
+    /// Reduces `buffer` across all ranks and leaves the result in `buffer` on every rank
+    /// (MPI_IN_PLACE: no copy, no temporary).
     public func allreduce<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReduceOp = .sum) throws {
         try MPI.check(MPI_Allreduce(fkp_in_place(), buffer.baseAddress, try count(buffer.count), T.mpiDatatype,
                                     op.handle, handle), "MPI_Allreduce")
@@ -94,15 +121,22 @@ public final class Communicator: @unchecked Sendable {
                                     op.handle, handle), "MPI_Allreduce")
     }
 
+    /// In place on an array (no copy: the array's own storage is reduced).
     public func allreduce<T: MPIScalar>(_ array: inout [T], op: ReduceOp = .sum) throws {
         try array.withUnsafeMutableBufferPointer { try allreduce($0, op: op) }
     }
 
+    /// Out of place on arrays: `input` is left alone, `output` receives the result.
+    public func allreduce<T: MPIScalar>(_ input: [T], into output: inout [T], op: ReduceOp = .sum) throws {
+        try input.withUnsafeBufferPointer { source in
+            try output.withUnsafeMutableBufferPointer { try allreduce(source, into: $0, op: op) }
+        }
+    }
+
+    /// Out of place, returning a new array.
     public func allreduced<T: MPIScalar>(_ array: [T], op: ReduceOp = .sum) throws -> [T] {
         var output = [T](repeating: 0, count: array.count)
-        try array.withUnsafeBufferPointer { input in
-            try output.withUnsafeMutableBufferPointer { try allreduce(input, into: $0, op: op) }
-        }
+        try allreduce(array, into: &output, op: op)
         return output
     }
 
@@ -113,7 +147,7 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Starts a non-blocking in-place allreduce. `buffer` must stay valid and untouched until
-    /// the returned request completes.
+    /// the returned request completes (`wait()`, or `test()` returning true).
     public func iallreduce<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReduceOp = .sum) throws -> Request {
         let request = Request()
         try MPI.check(MPI_Iallreduce(fkp_in_place(), buffer.baseAddress, try count(buffer.count), T.mpiDatatype,
@@ -121,97 +155,31 @@ public final class Communicator: @unchecked Sendable {
         return request
     }
 
-    // MARK: - Gather
-
-    /// Every rank contributes `values` (the same count on every rank); every rank receives all of
-    /// them, rank 0's first.
-    public func allgather<T: MPIScalar>(_ values: [T]) throws -> [T] {
-        try agreeOnCount(values.count, operation: "allgather")
-        var output = [T](repeating: 0, count: values.count * size)
-        let n = try count(values.count)
-        try values.withUnsafeBufferPointer { input in
-            try output.withUnsafeMutableBufferPointer { out in
-                try MPI.check(MPI_Allgather(input.baseAddress, n, T.mpiDatatype, out.baseAddress, n, T.mpiDatatype,
-                                            handle), "MPI_Allgather")
-            }
-        }
-        return output
-    }
-
-    /// Like `allgather`, but only `root` receives; other ranks get nil.
-    public func gather<T: MPIScalar>(_ values: [T], root: Int = 0) throws -> [T]? {
-        try checkRoot(root)
-        try agreeOnCount(values.count, operation: "gather")
-        var output = [T](repeating: 0, count: rank == root ? values.count * size : 0)
-        let n = try count(values.count)
-        try values.withUnsafeBufferPointer { input in
-            try output.withUnsafeMutableBufferPointer { out in
-                try MPI.check(MPI_Gather(input.baseAddress, n, T.mpiDatatype, out.baseAddress, n, T.mpiDatatype,
-                                         Int32(root), handle), "MPI_Gather")
-            }
-        }
-        return rank == root ? output : nil
-    }
-
-    /// Gathers one string per rank on every rank (e.g. host names).
-    public func allgather(_ string: String) throws -> [String] {
-        let bytes = Array(string.utf8)
-        let lengths = try allgather([Int64(bytes.count)])
-        let width = Int(lengths.max() ?? 0)
-        let padded = bytes + [UInt8](repeating: 0, count: width - bytes.count)
-        let all = try allgather(padded)
-        return (0 ..< size).map { r in
-            String(decoding: all[(r * width) ..< (r * width + Int(lengths[r]))], as: UTF8.self)
-        }
-    }
-
     // MARK: - Checks
 
-    private func checkRoot(_ root: Int) throws {
+    func checkRoot(_ root: Int) throws {
         guard root >= 0 && root < size else {
             throw MPIError.misuse("root \(root) is not a rank of this communicator (size \(size))")
         }
     }
 
-    private func count(_ n: Int) throws -> Int32 {
+    func count(_ n: Int) throws -> Int32 {
         guard n <= Int(Int32.max) else { throw MPIError.misuse("\(n) elements exceed MPI's 32-bit count") }
         return Int32(n)
     }
 
-    /// Collectives with fixed per-rank counts corrupt memory when the counts differ: agree first.
-    private func agreeOnCount(_ n: Int, operation: String) throws {
-        var bounds: [Int64] = [Int64(n), -Int64(n)]
+    /// Collectives whose counts or roots differ between ranks corrupt memory, hang, or fail on
+    /// some ranks only; one small allreduce (max of x and of -x gives max and min) lets every
+    /// rank see a mismatch and throw together.
+    func agree(count n: Int, root: Int, operation: String) throws {
+        guard size > 1 else { return }
+        var bounds: [Int64] = [Int64(n), -Int64(n), Int64(root), -Int64(root)]
         try allreduce(&bounds, op: .max)
-        let (largest, smallest) = (bounds[0], -bounds[1])
-        guard largest == smallest else {
-            throw MPIError.misuse("\(operation) counts differ between ranks (\(smallest) to \(largest)); this rank has \(n)")
+        if bounds[0] != -bounds[1] {
+            throw MPIError.misuse("\(operation) counts differ between ranks (\(-bounds[1]) to \(bounds[0])); this rank has \(n)")
         }
-    }
-}
-
-/// A pending non-blocking operation.
-public final class Request: @unchecked Sendable {
-    var handle: MPI_Request? = fkp_request_null()
-
-    /// True once the operation has completed (then the buffer may be used again).
-    public var isComplete: Bool { handle == fkp_request_null() }
-
-    /// Blocks until the operation completes.
-    public func wait() throws {
-        guard !isComplete else { return }
-        try MPI.check(MPI_Wait(&handle, fkp_status_ignore()), "MPI_Wait")
-    }
-
-    /// Returns whether the operation has completed, without blocking (drives progress too).
-    public func test() throws -> Bool {
-        guard !isComplete else { return true }
-        var flag: Int32 = 0
-        try MPI.check(MPI_Test(&handle, &flag, fkp_status_ignore()), "MPI_Test")
-        return flag != 0
-    }
-
-    deinit {
-        // A request dropped while pending would leave MPI writing into a buffer nobody owns.
-        if !isComplete { try? wait() }
+        if bounds[2] != -bounds[3] {
+            throw MPIError.misuse("\(operation) roots differ between ranks (\(-bounds[3]) to \(bounds[2])); this rank has \(root)")
+        }
     }
 }

@@ -43,27 +43,42 @@ public enum ThreadLevel: Int, Comparable, Sendable, CustomStringConvertible {
 
 /// Process-wide MPI state. MPI may be initialised once per process and never again after
 /// finalisation, so initialisation is idempotent and finalisation happens at exit.
+///
+///     try MPI.initialize(threadLevel: .funneled)   // optional: `MPI.world` initialises too
+///     let world = MPI.world                         // rank, size, processorName
+///     try world.allreduce(&gradients)               // [Float] or UnsafeMutableBufferPointer, in place
+///     let hosts = try world.allgather(world.processorName)
+///     if world.isRoot { print(hosts) }
+///
+/// The same binary runs alone (a singleton world of one) or under `mpirun -np N`. Errors come
+/// back as `MPIError` (the world's error handler is set to return), never as an abort.
 public enum MPI {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var grantedLevel: ThreadLevel?
     nonisolated(unsafe) private static var worldCommunicator: Communicator?
 
     /// Initialises MPI once (later calls return the level granted the first time). Works under
-    /// `mpirun` and as a singleton (a plain `./program` is a world of size 1).
+    /// `mpirun` and as a singleton (a plain `./program` is a world of size 1). The granted level
+    /// may be lower than the one requested: callers that need threads must check it.
     @discardableResult
     public static func initialize(threadLevel: ThreadLevel = .funneled) throws -> ThreadLevel {
         lock.lock(); defer { lock.unlock() }
         if let level = grantedLevel { return level }
+        // MPI cannot be initialised again once finalised; any call would abort the process.
+        guard !isFinalized else { throw MPIError.misuse("MPI was already finalized in this process") }
         var already: Int32 = 0
         MPI_Initialized(&already)
         var provided: Int32 = threadLevel.mpiValue
         if already == 0 {
+            launcherSnapshot = environmentNamesLauncher()
             let code = MPI_Init_thread(nil, nil, threadLevel.mpiValue, &provided)
             guard code == MPI_SUCCESS else {
                 throw MPIError.mpi(function: "MPI_Init_thread", code: code, message: "initialisation failed")
             }
+            // Finalise at exit (the process owns MPI); never earlier, since nothing may follow it.
             atexit { MPI.finalizeAtExit() }
         } else {
+            // Someone else (a host program, a C library) initialised MPI: use it, leave finalising to them.
             MPI_Query_thread(&provided)
         }
         let world = Communicator(handle: fkp_comm_world())
@@ -105,8 +120,16 @@ public enum MPI {
         return String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// True when this process was started by a process manager (mpirun, srun) rather than as a singleton.
+    /// True when this process was started by a process manager (mpirun, srun) rather than as a
+    /// singleton. Decided from the environment as it was before MPI_Init, because a singleton
+    /// init sets PMIx variables of its own.
     public static var launchedByProcessManager: Bool {
+        lock.withLock { launcherSnapshot } ?? environmentNamesLauncher()
+    }
+
+    nonisolated(unsafe) private static var launcherSnapshot: Bool?
+
+    private static func environmentNamesLauncher() -> Bool {
         let env = ProcessInfo.processInfo.environment
         return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
     }
@@ -121,14 +144,16 @@ public enum MPI {
         exit(code)
     }
 
-    /// Turns an MPI return code into a Swift error carrying MPI's error string.
+    /// Turns an MPI return code into a Swift error carrying MPI's own error string. Public so that
+    /// raw CMPI calls (the escape hatch for what the wrapper lacks) report errors the same way.
     @inline(__always)
-    static func check(_ code: Int32, _ function: @autoclosure () -> String) throws {
+    public static func check(_ code: Int32, _ function: @autoclosure () -> String) throws {
         guard code != MPI_SUCCESS else { return }
         throw MPIError.mpi(function: function(), code: code, message: errorString(code))
     }
 
-    static func errorString(_ code: Int32) -> String {
+    /// MPI's own description of an error code (MPI_Error_string).
+    public static func errorString(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: Int(fkp_max_error_string()) + 1)
         var length: Int32 = 0
         guard MPI_Error_string(code, &buffer, &length) == MPI_SUCCESS else { return "unknown error \(code)" }

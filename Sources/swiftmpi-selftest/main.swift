@@ -1,5 +1,9 @@
+// Runs every collective of the SwiftMPI wrapper with rank-dependent data and checks every
+// result on every rank (`mpirun -np N swiftmpi-selftest`, or alone as a world of one).
+// `swiftmpi-selftest bench ...` times allreduce instead (Scripts/bench-allreduce);
+// `swiftmpi-selftest abort CODE` makes the last rank abort the whole job.
+import Foundation
 import SwiftMPI
-let world = MPI.world
-var x: [Float] = [Float(world.rank + 1)]
-try world.allreduce(&x)
-print("rank \(world.rank)/\(world.size) host \(world.processorName) sum \(x[0])")
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+exit(selftestMain(arguments))

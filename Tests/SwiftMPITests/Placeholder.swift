@@ -1,2 +1,0 @@
-import XCTest
-final class SwiftMPITestsPlaceholder: XCTestCase { func testNothing() {} }
