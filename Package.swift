@@ -51,6 +51,6 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Engine", "TestSupport"], swiftSettings: lang),
     ]
 )

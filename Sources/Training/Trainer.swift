@@ -22,6 +22,10 @@ public struct RunOptions {
     public var pictures = true
     /// Stop after this many optimizer steps in total (tests, exact-resume checks).
     public var stopAfterSteps: Int? = nil
+    /// Background threads preparing batches (decode, augment, heatmaps).
+    public var loaderThreads = 1
+    /// Decoded faces kept in memory per rank, in MiB.
+    public var cacheMegabytes = 2048
 
     public init(outDirectory: URL) { self.outDirectory = outDirectory }
 }
@@ -74,7 +78,7 @@ public final class Trainer {
         self.communicator = communicator
         Parallel.setThreads(options.threads)
         data = try TrainingData(config: config, rank: communicator.rank, worldSize: communicator.size,
-                                strict: options.strict, threads: 1)
+                                strict: options.strict, threads: options.loaderThreads, cacheBytes: options.cacheMegabytes << 20)
         let markup = data.markup
         let outputs = config.outputs(markupCount: markup.count)
         if let subset = config.keypoints, let bad = subset.first(where: { $0 < 0 || $0 >= markup.count }) {
@@ -132,6 +136,9 @@ public final class Trainer {
     }
 
     private func restore(_ state: TrainingCheckpoint.Contents) throws {
+        guard state.model == network.config else {
+            throw TrainingFailure("\(state.path): the checkpoint is for \(state.model.name) (\(state.model.outputs) outputs, \(state.model.inputWidth)x\(state.model.inputHeight)), this run builds \(network.config.name) (\(network.config.outputs) outputs, \(network.config.inputWidth)x\(network.config.inputHeight))")
+        }
         do {
             try StateDict.load(state.file, into: network.store)
             try StateDict.loadOptimizerState(state.file, into: optimizer.stateBuffers, layout: network.store)
@@ -221,7 +228,8 @@ public final class Trainer {
         }
         if options.pictures { try finalPictures() }
         if isRoot {
-            progress.log(String(format: "done in %.0f s; checkpoints in %@", Date().timeIntervalSince(started), options.outDirectory.path))
+            progress.log(String(format: "done in %.0f s; peak RSS %.0f MiB (rank 0); checkpoints in %@",
+                                Date().timeIntervalSince(started), Double(peakResidentBytes()) / 1_048_576, options.outDirectory.path))
         }
     }
 
@@ -301,4 +309,14 @@ public final class Trainer {
             try? Pictures.heatmaps(network: network, crop: first, to: options.outDirectory)
         }
     }
+}
+
+/// The process's peak resident set size (VmHWM), in bytes; 0 where /proc is unavailable.
+public func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 }
+    }
+    return 0
 }

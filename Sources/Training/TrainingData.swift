@@ -13,10 +13,12 @@ public final class TrainingData {
     public let skips: SkipLog
     public var markup: KeypointMarkup { dataset.markup }
 
-    public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int) throws {
+    /// `cacheBytes`: decoded faces kept in memory per rank (0 = decode every time).
+    public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int, cacheBytes: Int = 2 << 30) throws {
         skips = SkipLog()
         let options = DatasetOptions(strict: strict, skips: skips)
-        dataset = try openDataset(path: config.data, options: options)
+        let opened = try openDataset(path: config.data, options: options)
+        dataset = cacheBytes > 0 ? CachedDataset(opened, budgetBytes: cacheBytes) : opened
         guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }
         if config.validationFraction > 0 {
             let split = config.split == .byPerson

@@ -38,6 +38,8 @@ struct Train: ParsableCommand {
     @Option(help: "Heatmap loss: softmax-ce or mse.") var heatmapLoss: String?
     @Flag(inversion: .prefixedNo, help: "Use the model's dropout (facenet: 0.5).") var dropout: Bool?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
+    @Option(help: "Background threads preparing batches.") var loaderThreads = 1
+    @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
@@ -107,6 +109,8 @@ struct Train: ParsableCommand {
             runOptions.pictures = !noPictures
             runOptions.initWeights = initWeights
             runOptions.stopAfterSteps = stopAfterSteps
+            runOptions.loaderThreads = max(1, loaderThreads)
+            runOptions.cacheMegabytes = max(0, cacheMb)
             if let every = checkpointEvery {
                 if every.hasSuffix("e") {
                     guard let n = Int(every.dropLast()), n > 0 else { throw ValidationError("--checkpoint-every: use N (steps) or Ne (epochs)") }

@@ -24,6 +24,10 @@ func selftestMain(_ arguments: [String]) -> Int32 {
 
 private func runChecks(_ world: Communicator) -> Int32 {
     let report = Report(world: world)
+    // Where each rank runs (the multi-host tests read this): host name and a first allreduce.
+    let sum = (try? world.allreduce(Float(world.rank + 1))) ?? .nan
+    fputs("rank \(world.rank)/\(world.size) host \(world.processorName) sum \(sum)\n", stdout)
+    fflush(stdout)
     report.run("world") {
         let env = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap { Int($0) }
         let ok = world.rank >= 0 && world.rank < world.size && world.size == (env ?? 1)
