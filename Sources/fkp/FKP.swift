@@ -4,5 +4,5 @@ struct FKP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fkp",
         abstract: "Facial keypoint trainer: CNNs on the CPU with OpenBLAS, data-parallel over MPI.",
-        subcommands: [Doctor.self, Summary.self])
+        subcommands: [Doctor.self, Summary.self, BenchTrainTopLevel.self])
 }
