@@ -38,7 +38,7 @@ public final class BatchNorm2d: Module {
     }
 
     public var typeDescription: String {
-        "BatchNorm2d(\(channels), eps=\(eps), momentum=\(momentum), affine=True, track_running_stats=True)"
+        "BatchNorm2d(\(channels), eps=\(eps), momentum=\(momentum), affine=True, bias=True, track_running_stats=True)"
     }
 
     // x: [N, C, H, W] → y: [N, C, H, W]   (CNHW), y = γ·(x − μ)/√(σ² + eps) + β  [then max(0, ·)]

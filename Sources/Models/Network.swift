@@ -98,11 +98,7 @@ public final class Network {
 
     /// PyTorch's `print(model)` text, then a last line `parameters: N`.
     public func summary() -> String {
-        // PyTorch ≥ 2.6 prints BatchNorm2d with "bias=True"; the engine's repr (as of this writing)
-        // omits it. Inserted here only where missing, so a fixed engine repr passes through unchanged.
-        let text = root.summary().replacingOccurrences(of: "affine=True, track_running_stats=",
-                                                       with: "affine=True, bias=True, track_running_stats=")
-        return text + "\nparameters: \(store.parameterCount)"
+        root.summary() + "\nparameters: \(store.parameterCount)"
     }
 
     /// Every module of the tree, depth first (the root first).

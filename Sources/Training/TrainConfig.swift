@@ -18,14 +18,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var width: Int? = nil
     public var task = Task.regression
     /// "synthetic[:N]" (built-in faces) or a dataset path (IMM folder, dlib XML, .pts folder).
-    public var data = "synthetic:2000"
+    public var data = "synthetic:3000"
     public var inputWidth = 160
     public var inputHeight = 120
     /// Train on these keypoints only (e.g. [52], the IMM nose tip); nil = all.
     public var keypoints: [Int]? = nil
     public var split = Split.random
     public var validationFraction = 0.2
-    public var epochs = 12
+    public var epochs = 30
     /// Caps the steps of an epoch (quick runs, tests); nil = the whole shard.
     public var stepsPerEpoch: Int? = nil
     /// Per-rank batch size.

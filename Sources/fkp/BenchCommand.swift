@@ -5,7 +5,7 @@ import Foundation
 /// `fkp bench ...`: throughput measurements (release builds only mean anything).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Measure throughput.", subcommands: [BenchData.self])
+        commandName: "bench", abstract: "Measure throughput.", subcommands: [BenchTrain.self, BenchData.self])
 }
 
 struct BenchData: ParsableCommand {
