@@ -52,13 +52,35 @@ public enum Heatmaps {
         return (x, y, peak)
     }
 
+    /// The keypoint marked by a plane of logits (a spatial-softmax model's output): the expectation
+    /// of the softmax within ±radius pixels of the maximum. Local, so a second mode elsewhere does
+    /// not pull the estimate; sub-pixel, since the softmax weights interpolate between pixels.
+    public static func decodeLogits(_ plane: UnsafePointer<Float>, width: Int, height: Int, radius: Int) -> (x: Float, y: Float) {
+        var best = 0
+        var peak = plane[0]
+        for i in 1..<(width * height) where plane[i] > peak { peak = plane[i]; best = i }
+        let bx = best % width, by = best / width
+        var total: Float = 0, sx: Float = 0, sy: Float = 0
+        for y in max(0, by - radius)...min(height - 1, by + radius) {
+            for x in max(0, bx - radius)...min(width - 1, bx + radius) {
+                let w = expf(plane[y * width + x] - peak)
+                total += w; sx += w * Float(x); sy += w * Float(y)
+            }
+        }
+        return (sx / total, sy / total)
+    }
+
     /// Decodes K planes (K×height×width) to normalised crop coordinates (x / cropWidth, y / cropHeight),
     /// the layout of `Batch.keypoints`, so heatmap and regression models report alike.
+    /// `logitRadius`: the planes are logits, decoded with `decodeLogits` in that radius; nil: Gaussian
+    /// heatmaps, decoded by their refined peak.
     public static func decodeNormalised(_ planes: UnsafePointer<Float>, count: Int, width: Int, height: Int,
-                                        cropWidth: Int, cropHeight: Int) -> [Float] {
+                                        cropWidth: Int, cropHeight: Int, logitRadius: Int? = nil) -> [Float] {
         var out = [Float](repeating: 0, count: 2 * count)
         for k in 0..<count {
-            let p = decode(planes + k * width * height, width: width, height: height)
+            let plane = planes + k * width * height
+            let p = logitRadius.map { decodeLogits(plane, width: width, height: height, radius: $0) }
+                ?? { let d = decode(plane, width: width, height: height); return (d.x, d.y) }()
             let c = heatmapToCrop(x: p.x, y: p.y, width: width, height: height, cropWidth: cropWidth, cropHeight: cropHeight)
             out[2 * k] = c.x / Float(cropWidth)
             out[2 * k + 1] = c.y / Float(cropHeight)

@@ -25,19 +25,21 @@ public struct ImagePrediction {
 
 public enum Evaluator {
     /// Predicted keypoints of sample `i` of a batch, normalised to the crop (x / width, y / height).
-    public static func normalisedPrediction(_ output: Tensor, sample i: Int, task: TrainConfig.Task, keypoints: Int) -> [Float] {
-        switch task {
+    public static func normalisedPrediction(_ output: Tensor, sample i: Int, config: TrainConfig, keypoints: Int) -> [Float] {
+        switch config.task {
         case .regression:
             return Array(UnsafeBufferPointer(start: output.data + i * 2 * keypoints, count: 2 * keypoints))
         case .heatmap:
             // Heatmaps are rendered at the input size, so heatmap and crop pixels coincide.
             let (h, w) = (output.h, output.w)
+            // Softmax-trained maps are logits: a local soft-argmax over ±3σ.
+            let radius = config.heatmapLoss == "mse" ? nil : max(1, Int((3 * config.heatmapSigma).rounded(.up)))
             return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
-                                             cropWidth: w, cropHeight: h)
+                                             cropWidth: w, cropHeight: h, logitRadius: radius)
         }
     }
 
-    public static func evaluate(network: Network, loader: BatchLoader, loss: Loss, task: TrainConfig.Task,
+    public static func evaluate(network: Network, loader: BatchLoader, loss: Loss, config: TrainConfig,
                                 normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
                                 keepImages: Bool = false, input: Tensor = Tensor(shape: [0])) throws -> EvaluationResult {
         let wasTraining = network.training
@@ -51,13 +53,13 @@ public enum Evaluator {
         while let batch = try loader.next() {
             guard batch.count > 0 else { continue }
             let output = forward(network, batch, into: input)
-            let target = task == .heatmap ? batch.heatmaps : batch.keypoints
+            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
             let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
             sums[0] += Double(value) * Double(batch.count)
             sums[1] += Double(batch.count)
             for i in 0 ..< batch.count {
                 let info = batch.samples[i]
-                let predicted = loader.pipeline.sourceKeypoints(normalised: normalisedPrediction(output, sample: i, task: task, keypoints: k), info: info)
+                let predicted = loader.pipeline.sourceKeypoints(normalised: normalisedPrediction(output, sample: i, config: config, keypoints: k), info: info)
                 let truth = loader.pipeline.sourceKeypoints(normalised: Array(batch.keypoints[(i * 2 * k) ..< ((i + 1) * 2 * k)]), info: info)
                 let cropWidth = Double(batch.width) / Double(max(info.transform.meanScale, 1e-6))
                 let error = KeypointScoring.score(predicted: predicted, truth: truth, normalisingPair: normalisingPair,

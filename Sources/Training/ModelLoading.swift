@@ -43,7 +43,7 @@ public final class TrainedModel {
         let sample = pipeline.sample(record)
         let input = Tensor(shape: [1, 1, sample.image.height, sample.image.width], values: sample.image.pixels.map { ($0 - preprocessing.mean) / preprocessing.std })
         let output = network.forward(input)
-        let normalised = Evaluator.normalisedPrediction(output, sample: 0, task: config.task, keypoints: keypointCount)
+        let normalised = Evaluator.normalisedPrediction(output, sample: 0, config: config, keypoints: keypointCount)
         return pipeline.sourceKeypoints(normalised: normalised, info: sample.info)
     }
 }

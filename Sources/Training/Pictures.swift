@@ -121,7 +121,7 @@ public enum Pictures {
     }
 
     /// heatmaps_summed.png and heatmaps_channels.png: a U-Net's predicted heatmaps for one crop.
-    public static func heatmaps(network: Network, crop: GreyImage, to directory: URL) throws {
+    public static func heatmaps(network: Network, crop: GreyImage, logits: Bool, to directory: URL) throws {
         let input = Tensor(shape: [1, 1, crop.height, crop.width], values: crop.pixels.map { ($0 - 0.5) / 0.5 })
         let wasTraining = network.training
         network.training = false
@@ -129,13 +129,13 @@ public enum Pictures {
         let output = network.forward(input)
         let (k, h, w) = (output.c, output.h, output.w)
         let plane = h * w
-        // Softmax-trained maps are logits: show each channel normalised to its own range.
+        // Softmax-trained maps are logits: show the softmax (scaled to its peak); others as they are.
         var summed = [Float](repeating: 0, count: plane)
         var channels: [GreyImage] = []
         for c in 0 ..< k {
             let p = UnsafeBufferPointer(start: output.data + c * plane, count: plane)
-            let lo = p.min() ?? 0, hi = p.max() ?? 1
-            let normalised = p.map { ($0 - lo) / max(hi - lo, 1e-12) }
+            let hi = p.max() ?? 1
+            let normalised = logits ? p.map { expf($0 - hi) } : p.map { max($0, 0) / max(hi, 1e-12) }
             for i in 0 ..< plane { summed[i] = max(summed[i], normalised[i]) }
             channels.append(GreyImage(width: w, height: h, pixels: normalised))
         }

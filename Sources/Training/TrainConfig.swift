@@ -38,8 +38,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var augment = true
     public var cropEnlargement: Float = 0.2
     public var heatmapSigma: Float = 5
-    /// Heatmap loss: "mse" (foreground-weighted MSE on Gaussian targets) or "softmax-ce".
-    public var heatmapLoss = "softmax-ce"
+    /// Heatmap loss: "softargmax" (softmax cross-entropy + soft-argmax coordinate term),
+    /// "softmax-ce" (cross-entropy alone) or "mse" (foreground-weighted MSE on Gaussian targets).
+    public var heatmapLoss = "softargmax"
     public var seed: UInt64 = 1
     public var dropout = true
 

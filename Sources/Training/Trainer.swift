@@ -119,7 +119,11 @@ public final class Trainer {
 
     public static func lossFunction(_ config: TrainConfig) -> Loss {
         guard config.task == .heatmap else { return MSELoss() }
-        return config.heatmapLoss == "mse" ? HeatmapMSELoss(positiveWeight: 10) : SpatialSoftmaxCrossEntropy()
+        switch config.heatmapLoss {
+        case "mse": return HeatmapMSELoss(positiveWeight: 10)
+        case "softmax-ce": return SpatialSoftmaxCrossEntropy()
+        default: return SoftArgmaxHeatmapLoss(sigma: config.heatmapSigma)
+        }
     }
 
     /// The markup's NME pair, re-indexed into a keypoint subset (nil when the subset lacks it).
@@ -198,7 +202,7 @@ public final class Trainer {
             // Step losses are already averaged over ranks.
             let trainLoss = position.epochLossSum / Double(max(1, position.epochSteps))
             let evaluation = try data.validationLoader.map {
-                try Evaluator.evaluate(network: network, loader: $0, loss: loss, task: config.task,
+                try Evaluator.evaluate(network: network, loader: $0, loss: loss, config: config,
                                        normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
             }
             let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
@@ -299,14 +303,14 @@ public final class Trainer {
 
     private func finalPictures() throws {
         guard let loader = data.validationLoader ?? Optional(data.trainLoader) else { return }
-        let evaluation = try Evaluator.evaluate(network: network, loader: loader, loss: loss, task: config.task,
+        let evaluation = try Evaluator.evaluate(network: network, loader: loader, loss: loss, config: config,
                                                 normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot)
         guard isRoot else { return }
         try? Pictures.lossCurves(history, to: options.outDirectory)
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)
         try? Pictures.firstLayerFilters(network, to: options.outDirectory)
         if config.task == .heatmap, let first = evaluation.images.first?.crop {
-            try? Pictures.heatmaps(network: network, crop: first, to: options.outDirectory)
+            try? Pictures.heatmaps(network: network, crop: first, logits: config.heatmapLoss != "mse", to: options.outDirectory)
         }
     }
 }

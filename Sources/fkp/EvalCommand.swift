@@ -38,7 +38,7 @@ struct Eval: ParsableCommand {
             let loader = try BatchLoader(dataset: dataset, sampler: sampler, options: model.loaderOptions(batch: batch, strict: strict), skips: skips)
             let loss = Trainer.lossFunction(model.config)
             let wantRows = perImage != nil || kaggle != nil
-            let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, task: model.config.task,
+            let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, config: model.config,
                                                 normalisingPair: model.normalisingPair, communicator: world, keepImages: wantRows)
             if wantRows {
                 // Every rank scored its own shard: gather the rows on rank 0.

@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
     @Option(help: "U-Net base width / model width.") var width: Int?
     @Option(help: "Train on these keypoint indices only, e.g. 52 or 36,45.") var keypoints: String?
     @Option(help: "Heatmap Gaussian sigma in input pixels (U-Net).") var heatmapSigma: Float?
-    @Option(help: "Heatmap loss: softmax-ce or mse.") var heatmapLoss: String?
+    @Option(help: "Heatmap loss: softargmax, softmax-ce or mse.") var heatmapLoss: String?
     @Flag(inversion: .prefixedNo, help: "Use the model's dropout (facenet: 0.5).") var dropout: Bool?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
@@ -77,7 +77,10 @@ struct Train: ParsableCommand {
         if let stepsPerEpoch { config.stepsPerEpoch = stepsPerEpoch }
         if let width { config.width = width }
         if let heatmapSigma { config.heatmapSigma = heatmapSigma }
-        if let heatmapLoss { config.heatmapLoss = heatmapLoss }
+        if let heatmapLoss {
+            guard ["softargmax", "softmax-ce", "mse"].contains(heatmapLoss) else { throw ValidationError("--heatmap-loss must be softargmax, softmax-ce or mse") }
+            config.heatmapLoss = heatmapLoss
+        }
         if let inputSize {
             let parts = inputSize.lowercased().split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-size must look like 160x120") }
