@@ -57,8 +57,8 @@ public final class Communicator: @unchecked Sendable {
 
     /// Sends `root`'s buffer to every rank (in place). Every rank must pass the same count and root.
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int = 0) throws {
-        try checkRoot(root)
         try agree(count: buffer.count, root: root, operation: "broadcast")
+        try checkRoot(root)
         try rawBroadcast(buffer, root: root)
     }
 
@@ -74,9 +74,9 @@ public final class Communicator: @unchecked Sendable {
 
     /// Broadcasts a byte array whose length only the root knows (length first, then bytes).
     public func broadcastBytes(_ bytes: [UInt8], root: Int = 0) throws -> [UInt8] {
+        // Only the root knows the length, so only the root is agreed on.
+        try agree(count: 1, root: root, operation: "broadcast")
         try checkRoot(root)
-        // The length broadcast doubles as the agreement on root: it has count 1 everywhere.
-        try agree(count: 1, root: root, operation: "broadcastBytes")
         var length = [Int64(rank == root ? bytes.count : 0)]
         try length.withUnsafeMutableBufferPointer { try rawBroadcast($0, root: root) }
         var data = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length[0]))
@@ -170,7 +170,8 @@ public final class Communicator: @unchecked Sendable {
 
     /// Collectives whose counts or roots differ between ranks corrupt memory, hang, or fail on
     /// some ranks only; one small allreduce (max of x and of -x gives max and min) lets every
-    /// rank see a mismatch and throw together.
+    /// rank see a mismatch and throw together. Called before `checkRoot`, so that a root that is
+    /// bad on one rank only makes every rank throw instead of leaving the others waiting.
     func agree(count n: Int, root: Int, operation: String) throws {
         guard size > 1 else { return }
         var bounds: [Int64] = [Int64(n), -Int64(n), Int64(root), -Int64(root)]

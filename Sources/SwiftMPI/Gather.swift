@@ -23,8 +23,8 @@ extension Communicator {
 
     /// Like `allgather`, but only `root` receives (rank 0's contribution first); other ranks get nil.
     public func gather<T: MPIScalar>(_ values: [T], root: Int = 0) throws -> [T]? {
-        try checkRoot(root)
         try agree(count: values.count, root: root, operation: "gather")
+        try checkRoot(root)
         var output = [T](repeating: 0, count: rank == root ? values.count * size : 0)
         let n = try count(values.count)
         try values.withUnsafeBufferPointer { input in

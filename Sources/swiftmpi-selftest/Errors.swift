@@ -22,6 +22,12 @@ func checkErrors(_ report: Report) {
         report.expectMisuse("misuse-broadcast-rank-dependent-root") {
             _ = try world.broadcast(Float(1), root: world.rank)
         }
+        report.expectMisuse("misuse-gather-bad-root-on-last-rank-only") {
+            _ = try world.gather(Int32(1), root: world.rank == world.size - 1 ? world.size : 0)
+        }
+        report.expectMisuse("misuse-broadcast-string-rank-dependent-root") {
+            _ = try world.broadcast("x", root: world.rank == 0 ? 1 : 0)
+        }
         report.expectMisuse("misuse-broadcast-rank-dependent-count") {
             var data = [Int64](repeating: 0, count: 4 + world.rank)
             try world.broadcast(&data, root: 0)
