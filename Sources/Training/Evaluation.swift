@@ -32,8 +32,13 @@ public enum Evaluator {
         case .heatmap:
             // Heatmaps are rendered at the input size, so heatmap and crop pixels coincide.
             let (h, w) = (output.h, output.w)
-            // Softmax-trained maps are logits: a local soft-argmax over ±3σ.
-            let radius = config.heatmapLoss == "mse" ? nil : max(1, Int((3 * config.heatmapSigma).rounded(.up)))
+            // Softmax-trained maps are logits: the soft-argmax the loss trained (whole plane), or for
+            // cross-entropy alone a local one over ±3σ around the peak.
+            let radius: Int? = switch config.heatmapLoss {
+            case "mse": nil
+            case "softmax-ce": max(1, Int((3 * config.heatmapSigma).rounded(.up)))
+            default: max(w, h)
+            }
             return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
                                              cropWidth: w, cropHeight: h, logitRadius: radius)
         }
