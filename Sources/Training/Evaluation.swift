@@ -44,12 +44,28 @@ public enum Evaluator {
         }
     }
 
+    /// Scores a network over `loader`: its loss, and keypoint errors in original-image pixels.
     public static func evaluate(network: Network, loader: BatchLoader, loss: Loss, config: TrainConfig,
                                 normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
                                 keepImages: Bool = false, input: Tensor = Tensor(shape: [0])) throws -> EvaluationResult {
         let wasTraining = network.training
         network.training = false
         defer { network.training = wasTraining }
+        let k = loader.pipeline.keypointCount
+        return try score(loader: loader, normalisingPair: normalisingPair, communicator: communicator, epoch: epoch,
+                         keepImages: keepImages) { batch in
+            let output = forward(network, batch, into: input)
+            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
+            let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
+            return (Double(value), { i in normalisedPrediction(output, sample: i, config: config, keypoints: k) })
+        }
+    }
+
+    /// Scores any predictor over `loader` (each sample once across ranks). `predict` returns the
+    /// batch's loss (nil when it has none) and each sample's normalised keypoints.
+    public static func score(loader: BatchLoader, normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
+                             keepImages: Bool = false,
+                             predict: (Batch) -> (loss: Double?, keypoints: (Int) -> [Float])) throws -> EvaluationResult {
         var result = EvaluationResult()
         var sums = [Double](repeating: 0, count: 7)   // loss·n, n, pixel, nme, failures, auc, images
         let threshold = 0.08
@@ -57,14 +73,14 @@ public enum Evaluator {
         let k = loader.pipeline.keypointCount
         while let batch = try loader.next() {
             guard batch.count > 0 else { continue }
-            let output = forward(network, batch, into: input)
-            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
-            let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
-            sums[0] += Double(value) * Double(batch.count)
-            sums[1] += Double(batch.count)
+            let (loss, keypoints) = predict(batch)
+            if let loss {
+                sums[0] += loss * Double(batch.count)
+                sums[1] += Double(batch.count)
+            }
             for i in 0 ..< batch.count {
                 let info = batch.samples[i]
-                let predicted = loader.pipeline.sourceKeypoints(normalised: normalisedPrediction(output, sample: i, config: config, keypoints: k), info: info)
+                let predicted = loader.pipeline.sourceKeypoints(normalised: keypoints(i), info: info)
                 let truth = loader.pipeline.sourceKeypoints(normalised: Array(batch.keypoints[(i * 2 * k) ..< ((i + 1) * 2 * k)]), info: info)
                 let cropWidth = Double(batch.width) / Double(max(info.transform.meanScale, 1e-6))
                 let error = KeypointScoring.score(predicted: predicted, truth: truth, normalisingPair: normalisingPair,

@@ -114,8 +114,8 @@ public struct Preset: Sendable {
         var p = resnet50IBUG
         p.name = "resnet18-ibug-fast"
         p.config.preset = p.name; p.config.model = "resnet18"; p.config.inputWidth = 128; p.config.inputHeight = 128
-        p.config.batch = 16; p.config.epochs = 12
-        p.summary = "resnet50-ibug for small machines: ResNet-18 at 128²"
+        p.config.batch = 16; p.config.epochs = 10
+        p.summary = "resnet50-ibug for small machines: ResNet-18 at 128², 10 epochs"
         return p
     }()
 
@@ -131,9 +131,9 @@ public struct Preset: Sendable {
     public static let unetIBUGFast: Preset = {
         var p = unetIBUG
         p.name = "unet-ibug-fast"
-        p.config.preset = p.name; p.config.width = 16; p.config.inputWidth = 128; p.config.inputHeight = 128
-        p.config.heatmapSigma = 3; p.config.batch = 8; p.config.epochs = 12
-        p.summary = "unet-ibug for small machines: U-Net width 16 at 128², sigma 3"
+        p.config.preset = p.name; p.config.width = 16; p.config.inputWidth = 96; p.config.inputHeight = 96
+        p.config.heatmapSigma = 2; p.config.batch = 8; p.config.epochs = 10
+        p.summary = "unet-ibug for small machines: U-Net width 16 at 96², sigma 2 (5 px at 224² scaled), 10 epochs"
         return p
     }()
 }

@@ -172,4 +172,15 @@ final class TrainCommandTests: XCTestCase {
         let badBox = try run(["predict", image, "--checkpoint", checkpoint, "--box", "1,2,3"])
         XCTAssertEqual(badBox.status, 1)
     }
+
+    /// The mean-shape baseline scores the validation split; on synthetic faces (varied pose and
+    /// scale) it is poor, as it must be.
+    func testMeanShapeBaseline() throws {
+        let r = try run(["baseline", "--data", "synthetic:60"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("scored on 12 validation faces"), r.stdout)
+        let nme = r.stdout.split(separator: "\n").first { $0.hasPrefix("nme: ") }.flatMap { Double($0.dropFirst(5)) }
+        XCTAssertNotNil(nme, r.stdout)
+        XCTAssertGreaterThan(nme ?? 0, 0.08)
+    }
 }
