@@ -45,6 +45,21 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertNotNil(file.entries["optimizer.exp_avg.fc1.weight"])
     }
 
+    /// PyTorch reads the checkpoint (zstd -d + safetensors.torch.load_file) and load_state_dict
+    /// accepts every tensor under its own names, strictly. Skipped where torch is not installed.
+    func testCheckpointLoadsIntoPyTorch() throws {
+        let probe = try ProcessRunner.run("/usr/bin/env", ["python3", "-c", "import torch, safetensors"], timeout: 120)
+        guard probe.status == 0 else { throw XCTSkip("PyTorch and safetensors are not installed (pip install torch safetensors)") }
+        let dir = TestPaths.temporaryDirectory("torchload")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertEqual(try run(["train"] + quick + ["--out", dir.path, "--epochs", "1"]).status, 0)
+        let script = TestPaths.repoRoot.appendingPathComponent("Scripts/load_checkpoint_in_pytorch.py").path
+        let r = try ProcessRunner.run("/usr/bin/env", ["python3", script, checkpoints(dir).last!.path], timeout: 200)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("loaded 12 tensors into FaceNet"), r.output)
+        XCTAssertTrue(r.stdout.contains("optimizer tensors: 24"), r.output)
+    }
+
     func testTwoRanksUnderMpirun() throws {
         let dir = TestPaths.temporaryDirectory("train2")
         defer { try? FileManager.default.removeItem(at: dir) }
