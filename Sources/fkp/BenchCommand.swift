@@ -31,6 +31,9 @@ struct BenchData: ParsableCommand {
     @Flag(help: "Turn augmentation off.")
     var noAugment = false
 
+    @Flag(help: "Decode every face once into the in-memory cache first (as training does from its second epoch).")
+    var cached = false
+
     func parsedSize() throws -> (Int, Int) {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
@@ -42,7 +45,9 @@ struct BenchData: ParsableCommand {
         let (width, height) = try parsedSize()
         runReportingErrors {
             let datasetOptions = DatasetOptions()
-            let dataset = try openDataset(path: path, options: datasetOptions)
+            let opened = try openDataset(path: path, options: datasetOptions)
+            let dataset: any FaceDataset = cached ? CachedDataset(opened, budgetBytes: 4 << 30) : opened
+            if cached { for i in 0 ..< dataset.count { _ = try? dataset.record(at: i) } }
             var options = LoaderOptions()
             options.width = width; options.height = height
             options.augment = !noAugment
@@ -77,7 +82,7 @@ struct BenchData: ParsableCommand {
             print("crop \(width)x\(height), augment \(options.augment ? "on" : "off"), heatmaps "
                   + (options.heatmapSize.map { "\($0.width)x\($0.height) x \(dataset.markup.count)" } ?? "off")
                   + ", 1 worker thread")
-            print(String(format: "decode only: %.1f images/s", decodeRate))
+            print(String(format: "decode only%@: %.1f images/s", cached ? " (from the cache)" : "", decodeRate))
             print(String(format: "loader: %.1f crops/s (%.2fx of decode only), %d crops in %.1f s",
                          rate, rate / decodeRate, crops, Date().timeIntervalSince(start)))
             print(String(format: "crops/s: %.1f", rate))
