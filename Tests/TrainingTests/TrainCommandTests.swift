@@ -188,6 +188,20 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(badBox.status, 1)
     }
 
+    func testPresetsAreListedAndRealDataPresetsNeedData() throws {
+        let r = try run(["presets"])
+        XCTAssertEqual(r.status, 0, r.output)
+        for name in ["default", "nose-imm", "facenet-imm", "facenet-imm-b16", "resnet50-ibug", "resnet18-ibug-fast", "unet-ibug", "unet-ibug-fast"] {
+            XCTAssertTrue(r.stdout.contains("\(name): "), "\(name) missing in \(r.stdout)")
+        }
+        let missing = try run(["train", "--preset", "nose-imm"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.hasPrefix("fkp: error: preset nose-imm needs --data"), missing.stderr)
+        let unknown = try run(["train", "--preset", "nope"])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("unknown preset 'nope'"), unknown.stderr)
+    }
+
     /// The mean-shape baseline scores the validation split; on synthetic faces (varied pose and
     /// scale) it is poor, as it must be.
     func testMeanShapeBaseline() throws {
