@@ -142,13 +142,19 @@ public final class SpatialSoftmaxCrossEntropy: Loss {
                 }
             }
         }
-        var total = 0.0, valid = 0
-        for l in planeLoss where !l.isNaN { total += l; valid += 1 }
-        guard valid > 0 else { return 0 }
-        let scale = 1 / Float(valid), count = gradient.count
-        Parallel.chunks(count, work: count) { start, end in
-            for i in start ..< end { g[i] *= scale }
-        }
-        return Float(total / Double(valid))
+        return averageOverValidPlanes(planeLoss, gradient: gradient)
     }
+}
+
+/// Per-plane heatmap losses: the mean of the planes' losses (NaN marks a plane without target
+/// mass, left out), with the summed gradient scaled to match.
+func averageOverValidPlanes(_ planeLoss: [Double], gradient: Tensor) -> Float {
+    var total = 0.0, valid = 0
+    for l in planeLoss where !l.isNaN { total += l; valid += 1 }
+    guard valid > 0 else { return 0 }
+    let scale = 1 / Float(valid), count = gradient.count, g = gradient.data
+    Parallel.chunks(count, work: count) { start, end in
+        for i in start ..< end { g[i] *= scale }
+    }
+    return Float(total / Double(valid))
 }

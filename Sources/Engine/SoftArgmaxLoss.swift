@@ -78,13 +78,6 @@ public final class SoftArgmaxHeatmapLoss: Loss {
                 }
             }
         }
-        var total = 0.0, valid = 0
-        for l in planeLoss where !l.isNaN { total += l; valid += 1 }
-        guard valid > 0 else { return 0 }
-        let scale = 1 / Float(valid), count = gradient.count
-        Parallel.chunks(count, work: count) { start, end in
-            for i in start ..< end { g[i] *= scale }
-        }
-        return Float(total / Double(valid))
+        return averageOverValidPlanes(planeLoss, gradient: gradient)
     }
 }
