@@ -39,19 +39,10 @@ public final class Conv2d: Module, InputGradientOptional {
         return g
     }
 
-    /// The column matrix of `x`: the input itself for pointwise convolutions, else im2col in the workspace.
-    private func columns(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context) -> UnsafePointer<Float> {
-        if g.isPointwise { return UnsafePointer(x.data) }
-        let col = ctx.workspace.floats(g.rows * g.columns)
-        im2col(x.data, col, g)
-        return UnsafePointer(col)
-    }
-
     // x: [N, Cin, H, W] → y: [N, Cout, Ho, Wo]   (CNHW)
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let g = geometry(x)
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
-        let col = columns(x, g, ctx)
         let y = output.data
         var beta: Float = 0
         if let bias {
@@ -59,9 +50,20 @@ public final class Conv2d: Module, InputGradientOptional {
             for o in 0 ..< outChannels { (y + o * g.columns).update(repeating: b[o], count: g.columns) }
             beta = 1
         }
-        // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias)
-        sgemm(m: outChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows,
-              b: col, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
+        // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
+        let w = store.value(weight)
+        if g.isPointwise {
+            sgemm(m: outChannels, n: g.columns, k: g.rows, a: w, lda: g.rows, b: x.data, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
+        } else {
+            let step = g.blockRows, wo = g.outWidth
+            let col = ctx.workspace.floats(g.rows * step * wo)
+            for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
+                let rows = first ..< min(first + step, g.batch * g.outHeight)
+                im2col(x.data, col, g, outputRows: rows)
+                sgemm(m: outChannels, n: rows.count * wo, k: g.rows, a: w, lda: g.rows, b: col, ldb: rows.count * wo,
+                      beta: beta, c: y + first * wo, ldc: g.columns)
+            }
+        }
         input = ctx.training ? x : nil
         return output
     }
@@ -75,16 +77,32 @@ public final class Conv2d: Module, InputGradientOptional {
             let db = store.grad(bias)
             for o in 0 ..< outChannels { db[o] += sum(dy.data + o * g.columns, g.columns) }
         }
-        let col = columns(x, g, ctx)
-        sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
-              b: col, ldb: g.columns, beta: 1, c: store.grad(weight), ldc: g.rows)
-        guard computesInputGradient else { return gradInput }
-        gradInput.resize(x.shape)
-        // dcol[K, N·Ho·Wo] = Wᵀ · dy, then folded back onto the input positions.
-        let dcol = g.isPointwise ? gradInput.data : ctx.workspace.floats(g.rows * g.columns)
-        sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: store.value(weight), lda: g.rows,
-              b: dy.data, ldb: g.columns, beta: 0, c: dcol, ldc: g.columns)
-        if !g.isPointwise { col2im(dcol, gradInput.data, g) }
+        let (w, dW) = (store.value(weight), store.grad(weight))
+        let inputGradient = computesInputGradient
+        if inputGradient { gradInput.resize(x.shape) }
+        if g.isPointwise {
+            sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
+                  b: x.data, ldb: g.columns, beta: 1, c: dW, ldc: g.rows)
+            guard inputGradient else { return gradInput }
+            sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: w, lda: g.rows,
+                  b: dy.data, ldb: g.columns, beta: 0, c: gradInput.data, ldc: g.columns)
+            return gradInput
+        }
+        // Per column block: dW += dy_b · col_bᵀ; dcol_b = Wᵀ · dy_b folded back onto the input.
+        let step = g.blockRows, wo = g.outWidth
+        let col = ctx.workspace.floats(2 * g.rows * step * wo), dcol = col + g.rows * step * wo
+        if inputGradient { gradInput.zero() }
+        for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
+            let rows = first ..< min(first + step, g.batch * g.outHeight)
+            let n = rows.count * wo, dyBlock = dy.data + first * wo
+            im2col(x.data, col, g, outputRows: rows)
+            sgemm(transB: true, m: outChannels, n: g.rows, k: n, a: dyBlock, lda: g.columns,
+                  b: col, ldb: n, beta: 1, c: dW, ldc: g.rows)
+            guard inputGradient else { continue }
+            sgemm(transA: true, m: g.rows, n: n, k: outChannels, a: w, lda: g.rows,
+                  b: dyBlock, ldb: g.columns, beta: 0, c: dcol, ldc: n)
+            col2imAdd(dcol, gradInput.data, g, outputRows: rows)
+        }
         return gradInput
     }
 }
