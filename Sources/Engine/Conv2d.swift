@@ -89,19 +89,39 @@ public final class Conv2d: Module, InputGradientOptional {
             return gradInput
         }
         // Per column block: dW += dy_b · col_bᵀ; dcol_b = Wᵀ · dy_b folded back onto the input.
+        // With few output channels the weight gradient is accumulated transposed, dWᵀ += col_b ·
+        // dy_bᵀ, and added to dW at the end: OpenBLAS runs that shape 1.3–1.7× faster here
+        // (Cout 32–128, blocks of 2048 columns). With Cout ≥ 512, or one block only (the deep
+        // ResNet layers), the plain form is as fast or faster.
         let step = g.blockRows, wo = g.outWidth
-        let col = ctx.workspace.floats(2 * g.rows * step * wo), dcol = col + g.rows * step * wo
+        let blockFloats = g.rows * step * wo
+        let transposed = outChannels <= 256 && step < g.batch * g.outHeight
+        let col = ctx.workspace.floats(2 * blockFloats + (transposed ? g.rows * outChannels : 0))
+        let dcol = col + blockFloats, dWt = dcol + blockFloats
+        if transposed { dWt.update(repeating: 0, count: g.rows * outChannels) }
         if inputGradient { gradInput.zero() }
         for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
             let rows = first ..< min(first + step, g.batch * g.outHeight)
             let n = rows.count * wo, dyBlock = dy.data + first * wo
             im2col(x.data, col, g, outputRows: rows)
-            sgemm(transB: true, m: outChannels, n: g.rows, k: n, a: dyBlock, lda: g.columns,
-                  b: col, ldb: n, beta: 1, c: dW, ldc: g.rows)
+            if transposed {
+                sgemm(transB: true, m: g.rows, n: outChannels, k: n, a: col, lda: n,
+                      b: dyBlock, ldb: g.columns, beta: 1, c: dWt, ldc: outChannels)
+            } else {
+                sgemm(transB: true, m: outChannels, n: g.rows, k: n, a: dyBlock, lda: g.columns,
+                      b: col, ldb: n, beta: 1, c: dW, ldc: g.rows)
+            }
             guard inputGradient else { continue }
             sgemm(transA: true, m: g.rows, n: n, k: outChannels, a: w, lda: g.rows,
                   b: dyBlock, ldb: g.columns, beta: 0, c: dcol, ldc: n)
             col2imAdd(dcol, gradInput.data, g, outputRows: rows)
+        }
+        if transposed {
+            let (k, cout) = (g.rows, outChannels)
+            for o in 0 ..< cout {
+                let row = dW + o * k
+                for r in 0 ..< k { row[r] += dWt[r * cout + o] }
+            }
         }
         return gradInput
     }
