@@ -72,6 +72,9 @@ public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>
                     if first > 0 { dst.update(repeating: 0, count: first) }
                     if s == 1 {
                         (dst + first).update(from: srcRow + first, count: last - first)
+                    } else if s == 2 {
+                        // A constant stride lets the compiler vectorise the gather (ResNet, facenet).
+                        for ow in first ..< last { dst[ow] = srcRow[2 * ow] }
                     } else {
                         for ow in first ..< last { dst[ow] = srcRow[ow * s] }
                     }
@@ -103,6 +106,8 @@ public func col2imAdd(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Fl
                             let dstRow = dx + (c * batch + n) * plane + ih * width - p + j
                             if s == 1 {
                                 for ow in first ..< last { dstRow[ow] += src[ow] }
+                            } else if s == 2 {
+                                for ow in first ..< last { dstRow[2 * ow] += src[ow] }
                             } else {
                                 for ow in first ..< last { dstRow[ow * s] += src[ow] }
                             }
