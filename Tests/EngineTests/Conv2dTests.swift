@@ -89,4 +89,31 @@ final class Conv2dTests: XCTestCase {
             XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / scale, 1e-4, "dW s\(s)")
         }
     }
+
+    /// Conv2d(fusedReLU: true) equals Conv2d followed by ReLU: output, input and parameter
+    /// gradients, for one block, several blocks, and a pointwise convolution.
+    func testFusedReLUMatchesConvolutionThenReLU() {
+        for (shape, k, p) in [([2, 3, 9, 11], 3, 1), ([5, 2, 64, 70], 3, 1), ([2, 3, 9, 11], 1, 0)] {
+            let (fusedStore, plainStore) = (ParameterStore(), ParameterStore())
+            let fused = Conv2d(fusedStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8), fusedReLU: true)
+            let plain = Conv2d(plainStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8))
+            let relu = ReLU()
+            fusedStore.allocate(); plainStore.allocate()
+            let x = GradCheck.randomTensor(shape, seed: 9)
+            let (ctxA, ctxB) = (Context(), Context())
+            let yFused = fused.forward(x, ctxA).toArray()
+            let yPlain = relu.forward(plain.forward(x, ctxB), ctxB).toArray()
+            XCTAssertEqual(yFused, yPlain, "forward \(shape) k\(k)")
+            XCTAssertTrue(yFused.contains(0) && yFused.contains { $0 > 0 }, "the test needs both signs")
+            let dy = GradCheck.randomTensor([shape[0], 4, shape[2] + 2 * p - k + 1, shape[3] + 2 * p - k + 1], seed: 10)
+            let dxFused = fused.backward(dy, ctxA).toArray()
+            let dxPlain = plain.backward(relu.backward(dy, ctxB), ctxB).toArray()
+            XCTAssertLessThan(GradCheck.maxDifference(dxFused, dxPlain), 1e-5, "dx \(shape) k\(k)")
+            for name in ["c.weight", "c.bias"] {
+                let (a, b) = (fusedStore.gradArray(named: name)!, plainStore.gradArray(named: name)!)
+                let scale = max(b.map(abs).max()!, 1)
+                XCTAssertLessThan(GradCheck.maxDifference(a, b) / scale, 1e-5, "\(name) \(shape) k\(k)")
+            }
+        }
+    }
 }
