@@ -1,20 +1,29 @@
 /// nn.Conv2d (square kernel, groups = 1). Parameters: `weight` [Cout, Cin, k, k], `bias` [Cout].
 /// Input and output are CNHW (see Tensor.swift).
+///
+/// `fusedReLU`: the output is max(0, conv(x)) and backward first zeroes the gradient where the
+/// output is 0 — the small nets' Conv2d + ReLU pairs, done per column block while the block is in
+/// cache instead of as two more passes over the activations. Models print the separate
+/// `ReLU(fusedIntoPrevious: true)` module.
 public final class Conv2d: Module, InputGradientOptional {
     public let inChannels, outChannels, kernel, stride, padding: Int
     public let weight: ParameterRef
     public let bias: ParameterRef?
     public var computesInputGradient = true
+    public let fusedReLU: Bool
     private let store: ParameterStore
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
+    /// dy masked by the fused ReLU (pointwise convolutions only; others mask block by block).
+    private let maskedGradOutput = Tensor(shape: [0])
     private var input: Tensor?
 
     /// `weightInit` defaults to PyTorch's U(±1/√fan_in).
     public init(_ store: ParameterStore, _ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int,
                 stride: Int = 1, padding: Int = 0, bias: Bool = true, rng: RandomGenerator.Box,
-                weightInit: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil) {
+                weightInit: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil, fusedReLU: Bool = false) {
         self.inChannels = inChannels; self.outChannels = outChannels
+        self.fusedReLU = fusedReLU
         self.kernel = kernel; self.stride = stride; self.padding = padding
         self.store = store
         let bound = 1 / Float(inChannels * kernel * kernel).squareRoot()
@@ -39,19 +48,10 @@ public final class Conv2d: Module, InputGradientOptional {
         return g
     }
 
-    /// The column matrix of `x`: the input itself for pointwise convolutions, else im2col in the workspace.
-    private func columns(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context) -> UnsafePointer<Float> {
-        if g.isPointwise { return UnsafePointer(x.data) }
-        let col = ctx.workspace.floats(g.rows * g.columns)
-        im2col(x.data, col, g)
-        return UnsafePointer(col)
-    }
-
     // x: [N, Cin, H, W] → y: [N, Cout, Ho, Wo]   (CNHW)
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let g = geometry(x)
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
-        let col = columns(x, g, ctx)
         let y = output.data
         var beta: Float = 0
         if let bias {
@@ -59,9 +59,22 @@ public final class Conv2d: Module, InputGradientOptional {
             for o in 0 ..< outChannels { (y + o * g.columns).update(repeating: b[o], count: g.columns) }
             beta = 1
         }
-        // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias)
-        sgemm(m: outChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows,
-              b: col, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
+        // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
+        let w = store.value(weight)
+        if g.isPointwise {
+            sgemm(m: outChannels, n: g.columns, k: g.rows, a: w, lda: g.rows, b: x.data, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
+            if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
+        } else {
+            let step = g.blockRows, wo = g.outWidth
+            let col = ctx.workspace.floats(g.rows * step * wo)
+            for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
+                let rows = first ..< min(first + step, g.batch * g.outHeight)
+                im2col(x.data, col, g, outputRows: rows)
+                sgemm(m: outChannels, n: rows.count * wo, k: g.rows, a: w, lda: g.rows, b: col, ldb: rows.count * wo,
+                      beta: beta, c: y + first * wo, ldc: g.columns)
+                if fusedReLU { clampBlock(y, first * wo ..< (first + rows.count) * wo, g.columns, rows: outChannels) }
+            }
+        }
         input = ctx.training ? x : nil
         return output
     }
@@ -71,21 +84,93 @@ public final class Conv2d: Module, InputGradientOptional {
         guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
         let g = geometry(x)
         checkShape(dy.count == outChannels * g.columns, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
-        if let bias {
+        let blockMask = fusedReLU && !g.isPointwise
+        var dy = dy
+        if fusedReLU && g.isPointwise {
+            maskedGradOutput.resize(dy.shape)
+            maskBlock(dy.data, output.data, maskedGradOutput.data, 0 ..< g.columns, g.columns, rows: outChannels, bias: nil)
+            dy = maskedGradOutput
+        }
+        if let bias, !blockMask {
             let db = store.grad(bias)
             for o in 0 ..< outChannels { db[o] += sum(dy.data + o * g.columns, g.columns) }
         }
-        let col = columns(x, g, ctx)
-        sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
-              b: col, ldb: g.columns, beta: 1, c: store.grad(weight), ldc: g.rows)
-        guard computesInputGradient else { return gradInput }
-        gradInput.resize(x.shape)
-        // dcol[K, N·Ho·Wo] = Wᵀ · dy, then folded back onto the input positions.
-        let dcol = g.isPointwise ? gradInput.data : ctx.workspace.floats(g.rows * g.columns)
-        sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: store.value(weight), lda: g.rows,
-              b: dy.data, ldb: g.columns, beta: 0, c: dcol, ldc: g.columns)
-        if !g.isPointwise { col2im(dcol, gradInput.data, g) }
+        let (w, dW) = (store.value(weight), store.grad(weight))
+        let inputGradient = computesInputGradient
+        if inputGradient { gradInput.resize(x.shape) }
+        if g.isPointwise {
+            sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
+                  b: x.data, ldb: g.columns, beta: 1, c: dW, ldc: g.rows)
+            guard inputGradient else { return gradInput }
+            sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: w, lda: g.rows,
+                  b: dy.data, ldb: g.columns, beta: 0, c: gradInput.data, ldc: g.columns)
+            return gradInput
+        }
+        // Per column block: dW += dy_b · col_bᵀ; dcol_b = Wᵀ · dy_b folded back onto the input.
+        // With few output channels the weight gradient is accumulated transposed, dWᵀ += col_b ·
+        // dy_bᵀ, and added to dW at the end: OpenBLAS runs that shape 1.3–1.7× faster here
+        // (Cout 32–128, blocks of 2048 columns). With Cout ≥ 512, or one block only (the deep
+        // ResNet layers), the plain form is as fast or faster.
+        let step = g.blockRows, wo = g.outWidth
+        let blockFloats = g.rows * step * wo
+        let transposed = outChannels <= 256 && step < g.batch * g.outHeight
+        let maskFloats = blockMask ? outChannels * step * wo : 0
+        let col = ctx.workspace.floats(2 * blockFloats + (transposed ? g.rows * outChannels : 0) + maskFloats)
+        let dcol = col + blockFloats, dWt = dcol + blockFloats
+        let masked = dWt + (transposed ? g.rows * outChannels : 0)
+        let db = bias.map { store.grad($0) }
+        if transposed { dWt.update(repeating: 0, count: g.rows * outChannels) }
+        if inputGradient { gradInput.zero() }
+        for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
+            let rows = first ..< min(first + step, g.batch * g.outHeight)
+            let n = rows.count * wo
+            // The block of dy: in place (row stride N·Ho·Wo), or masked into `masked` (stride n).
+            var (dyBlock, ld) = (dy.data + first * wo, g.columns)
+            if blockMask {
+                maskBlock(dy.data, output.data, masked, first * wo ..< first * wo + n, g.columns, rows: outChannels, bias: db)
+                (dyBlock, ld) = (masked, n)
+            }
+            im2col(x.data, col, g, outputRows: rows)
+            if transposed {
+                sgemm(transB: true, m: g.rows, n: outChannels, k: n, a: col, lda: n,
+                      b: dyBlock, ldb: ld, beta: 1, c: dWt, ldc: outChannels)
+            } else {
+                sgemm(transB: true, m: outChannels, n: g.rows, k: n, a: dyBlock, lda: ld,
+                      b: col, ldb: n, beta: 1, c: dW, ldc: g.rows)
+            }
+            guard inputGradient else { continue }
+            sgemm(transA: true, m: g.rows, n: n, k: outChannels, a: w, lda: g.rows,
+                  b: dyBlock, ldb: ld, beta: 0, c: dcol, ldc: n)
+            col2imAdd(dcol, gradInput.data, g, outputRows: rows)
+        }
+        if transposed {
+            let (k, cout) = (g.rows, outChannels)
+            for o in 0 ..< cout {
+                let row = dW + o * k
+                for r in 0 ..< k { row[r] += dWt[r * cout + o] }
+            }
+        }
         return gradInput
+    }
+}
+
+/// y[o, cols] = max(0, y[o, cols]) for o in 0..<rows of a matrix with row stride `stride`.
+private func clampBlock(_ y: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ stride: Int, rows: Int) {
+    for o in 0 ..< rows {
+        let r = y + o * stride + cols.lowerBound
+        for i in 0 ..< cols.count { r[i] = max(r[i], 0) }
+    }
+}
+
+/// masked[o, 0..<n] = dy[o, cols] where y[o, cols] > 0, else 0 (n = cols.count, row stride `stride`
+/// in dy and y); db[o] += the masked row's sum when given.
+private func maskBlock(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ masked: UnsafeMutablePointer<Float>,
+                       _ cols: Range<Int>, _ stride: Int, rows: Int, bias db: UnsafeMutablePointer<Float>?) {
+    let n = cols.count
+    for o in 0 ..< rows {
+        let (g, yr, m) = (dy + o * stride + cols.lowerBound, y + o * stride + cols.lowerBound, masked + o * n)
+        for i in 0 ..< n { let gi = g[i]; m[i] = yr[i] > 0 ? gi : 0 }   // select, not branch
+        if let db { db[o] += sum(m, n) }
     }
 }
 

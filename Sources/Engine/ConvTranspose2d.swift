@@ -49,42 +49,53 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let g = geometry(x)
         output.resize([g.batch, outChannels, g.height, g.width])
-        // cols[Cout·k·k, N·H·W] = Wᵀ · x, W viewed as [Cin, Cout·k·k]; then summed onto the output.
-        let cols = ctx.workspace.floats(g.rows * g.columns)
-        sgemm(transA: true, m: g.rows, n: g.columns, k: inChannels, a: store.value(weight), lda: g.rows,
-              b: x.data, ldb: g.columns, beta: 0, c: cols, ldc: g.columns)
-        col2im(cols, output.data, g)
+        // y starts as the bias (or 0); then per block of input rows (the adjoint convolution's
+        // output rows): cols_b[Cout·k·k, b] = Wᵀ · x_b, W viewed as [Cin, Cout·k·k], summed onto y.
+        let (y, plane) = (output.data, g.batch * g.height * g.width)
         if let bias {
-            let (b, y, plane) = (store.value(bias), output.data, g.batch * g.height * g.width)
-            Parallel.chunks(outChannels, work: outChannels * plane) { start, end in
-                for o in start ..< end {
-                    let yo = y + o * plane, bo = b[o]
-                    for i in 0 ..< plane { yo[i] += bo }
-                }
-            }
+            let b = store.value(bias)
+            for o in 0 ..< outChannels { (y + o * plane).update(repeating: b[o], count: plane) }
+        } else {
+            output.zero()
+        }
+        let step = g.blockRows, wi = g.outWidth, rowCount = g.batch * g.outHeight
+        let cols = ctx.workspace.floats(g.rows * step * wi)
+        for first in Swift.stride(from: 0, to: rowCount, by: step) {
+            let rows = first ..< min(first + step, rowCount)
+            let n = rows.count * wi
+            sgemm(transA: true, m: g.rows, n: n, k: inChannels, a: store.value(weight), lda: g.rows,
+                  b: x.data + first * wi, ldb: g.columns, beta: 0, c: cols, ldc: n)
+            col2imAdd(cols, y, g, outputRows: rows)
         }
         input = ctx.training ? x : nil
         return output
     }
 
-    // dy: [N, Cout, Ho, Wo] → dx: [N, Cin, H, W]; with dcols = im2col(dy):
-    //   dW += x · dcolsᵀ, db += Σ dy, dx = W · dcols
+    // dy: [N, Cout, Ho, Wo] → dx: [N, Cin, H, W]; with dcols = im2col(dy), per block of input rows:
+    //   dW += x_b · dcols_bᵀ, dx_b = W · dcols_b;  db += Σ dy
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
         let g = geometry(x)
         checkShape(dy.count == output.count, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
         if let bias {
-            let db = store.grad(bias), plane = g.batch * g.height * g.width
-            for o in 0 ..< outChannels { db[o] += Float(blockedSum(plane) { dy.data[o * plane + $0] }) }
+            let db = store.grad(bias), plane = g.batch * g.height * g.width, d = dy.data
+            for o in 0 ..< outChannels { db[o] += Float(blockedSum(plane) { d[o * plane + $0] }) }
         }
-        let dcols = ctx.workspace.floats(g.rows * g.columns)
-        im2col(dy.data, dcols, g)
-        sgemm(transB: true, m: inChannels, n: g.rows, k: g.columns, a: x.data, lda: g.columns,
-              b: dcols, ldb: g.columns, beta: 1, c: store.grad(weight), ldc: g.rows)
-        guard computesInputGradient else { return gradInput }
-        gradInput.resize(x.shape)
-        sgemm(m: inChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows,
-              b: dcols, ldb: g.columns, beta: 0, c: gradInput.data, ldc: g.columns)
+        let inputGradient = computesInputGradient
+        if inputGradient { gradInput.resize(x.shape) }
+        let (w, dW) = (store.value(weight), store.grad(weight))
+        let step = g.blockRows, wi = g.outWidth, rowCount = g.batch * g.outHeight
+        let dcols = ctx.workspace.floats(g.rows * step * wi)
+        for first in Swift.stride(from: 0, to: rowCount, by: step) {
+            let rows = first ..< min(first + step, rowCount)
+            let n = rows.count * wi
+            im2col(dy.data, dcols, g, outputRows: rows)
+            sgemm(transB: true, m: inChannels, n: g.rows, k: n, a: x.data + first * wi, lda: g.columns,
+                  b: dcols, ldb: n, beta: 1, c: dW, ldc: g.rows)
+            guard inputGradient else { continue }
+            sgemm(m: inChannels, n: n, k: g.rows, a: w, lda: g.rows,
+                  b: dcols, ldb: n, beta: 0, c: gradInput.data + first * wi, ldc: g.columns)
+        }
         return gradInput
     }
 }

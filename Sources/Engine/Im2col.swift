@@ -29,63 +29,90 @@ public struct ConvGeometry: Equatable, Sendable {
 
 /// col[K, N·Ho·Wo] ← x[C, N, H, W]
 public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    im2col(x, col, g, outputRows: 0 ..< g.batch * g.outHeight)
+}
+
+/// dx[C, N, H, W] = Σ over taps of col[K, N·Ho·Wo] (the adjoint of im2col; dx is overwritten).
+public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    dx.update(repeating: 0, count: g.channels * g.batch * g.height * g.width)
+    col2imAdd(col, dx, g, outputRows: 0 ..< g.batch * g.outHeight)
+}
+
+// Column blocks. The full column matrix of a large layer (U-Net's first level: 231 MB) lives in
+// main memory: im2col writes it there and the GEMM reads it back. Convolutions therefore work
+// on blocks of whole output rows (image n, row oh, flattened as n·Ho + oh) whose columns fit in
+// the caches; blocks of small images span several images.
+
+extension ConvGeometry {
+    /// Output rows per column block: about 2^18 column floats (1 MB, half a Zen 4 L2), but at
+    /// least ~2048 columns so that the GEMMs stay efficient for wide layers.
+    public var blockRows: Int {
+        let columns = max(2048, (1 << 18) / max(rows, 1))
+        return max(1, min(batch * outHeight, columns / max(outWidth, 1)))
+    }
+}
+
+/// col[K, rows·Wo] ← the columns of output rows `outputRows` (see `blockRows`).
+public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outputRows: Range<Int>) {
     let (ho, wo, k, s, p) = (g.outHeight, g.outWidth, g.kernel, g.stride, g.padding)
-    let plane = g.height * g.width
-    Parallel.chunks(g.rows, work: g.rows * g.columns) { start, end in
+    let (height, width, batch, plane) = (g.height, g.width, g.batch, g.height * g.width)
+    let columns = outputRows.count * wo
+    Parallel.chunks(g.rows, work: g.rows * columns) { start, end in
         for row in start ..< end {
             let c = row / (k * k), i = (row / k) % k, j = row % k
             let (first, last) = g.validColumns(tap: j)
-            var dst = col + row * g.columns
-            for n in 0 ..< g.batch {
-                let src = x + (c * g.batch + n) * plane
-                for oh in 0 ..< ho {
-                    let ih = oh * s - p + i
-                    if ih < 0 || ih >= g.height || first >= last {
-                        dst.update(repeating: 0, count: wo)
+            var dst = col + row * columns
+            for r in outputRows {
+                let n = r / ho, oh = r - n * ho
+                let ih = oh * s - p + i
+                if ih < 0 || ih >= height || first >= last {
+                    dst.update(repeating: 0, count: wo)
+                } else {
+                    let srcRow = x + (c * batch + n) * plane + ih * width - p + j
+                    if first > 0 { dst.update(repeating: 0, count: first) }
+                    if s == 1 {
+                        (dst + first).update(from: srcRow + first, count: last - first)
+                    } else if s == 2 {
+                        // A constant stride lets the compiler vectorise the gather (ResNet, facenet).
+                        for ow in first ..< last { dst[ow] = srcRow[2 * ow] }
                     } else {
-                        let srcRow = src + ih * g.width - p + j
-                        if first > 0 { dst.update(repeating: 0, count: first) }
-                        if s == 1 {
-                            (dst + first).update(from: srcRow + first, count: last - first)
-                        } else {
-                            for ow in first ..< last { dst[ow] = srcRow[ow * s] }
-                        }
-                        if last < wo { (dst + last).update(repeating: 0, count: wo - last) }
+                        for ow in first ..< last { dst[ow] = srcRow[ow * s] }
                     }
-                    dst += wo
+                    if last < wo { (dst + last).update(repeating: 0, count: wo - last) }
                 }
+                dst += wo
             }
         }
     }
 }
 
-/// dx[C, N, H, W] = Σ over taps of col[K, N·Ho·Wo] (the adjoint of im2col; dx is overwritten).
-public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+/// dx += the adjoint of `im2col(_:_:_:outputRows:)`: col[K, rows·Wo] summed onto the input pixels.
+public func col2imAdd(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outputRows: Range<Int>) {
     let (ho, wo, k, s, p) = (g.outHeight, g.outWidth, g.kernel, g.stride, g.padding)
-    let plane = g.height * g.width
+    let (height, width, batch, plane) = (g.height, g.width, g.batch, g.height * g.width)
+    let columns = outputRows.count * wo
     // Each channel's taps write only that channel's planes: split by channel, no races.
-    Parallel.chunks(g.channels, work: g.rows * g.columns) { start, end in
+    Parallel.chunks(g.channels, work: g.rows * columns) { start, end in
         for c in start ..< end {
-            (dx + c * g.batch * plane).update(repeating: 0, count: g.batch * plane)
             for i in 0 ..< k {
                 for j in 0 ..< k {
                     let (first, last) = g.validColumns(tap: j)
                     if first >= last { continue }
-                    var src = col + ((c * k + i) * k + j) * g.columns
-                    for n in 0 ..< g.batch {
-                        let dst = dx + (c * g.batch + n) * plane
-                        for oh in 0 ..< ho {
-                            let ih = oh * s - p + i
-                            if ih >= 0 && ih < g.height {
-                                let dstRow = dst + ih * g.width - p + j
-                                if s == 1 {
-                                    for ow in first ..< last { dstRow[ow] += src[ow] }
-                                } else {
-                                    for ow in first ..< last { dstRow[ow * s] += src[ow] }
-                                }
+                    var src = col + ((c * k + i) * k + j) * columns
+                    for r in outputRows {
+                        let n = r / ho, oh = r - n * ho
+                        let ih = oh * s - p + i
+                        if ih >= 0 && ih < height {
+                            let dstRow = dx + (c * batch + n) * plane + ih * width - p + j
+                            if s == 1 {
+                                for ow in first ..< last { dstRow[ow] += src[ow] }
+                            } else if s == 2 {
+                                for ow in first ..< last { dstRow[2 * ow] += src[ow] }
+                            } else {
+                                for ow in first ..< last { dstRow[ow * s] += src[ow] }
                             }
-                            src += wo
                         }
+                        src += wo
                     }
                 }
             }

@@ -53,15 +53,43 @@ public final class AdamW: Optimizer {
         let (p, g, m, v) = (store.values.baseAddress!, store.grads.baseAddress!, m.baseAddress!, v.baseAddress!)
         let n = store.parameterCount
         Parallel.chunks(n, work: 8 * n) { start, end in
-            for i in start ..< end {
-                let gi = g[i]
-                let mi = m[i] + (1 - b1) * (gi - m[i])   // lerp, as PyTorch writes it
-                let vi = b2 * v[i] + (1 - b2) * gi * gi
-                m[i] = mi; v[i] = vi
-                let denom = vi.squareRoot() * invSqrtBC2 + eps
-                p[i] = p[i] * decay - stepSize * mi / denom
-            }
+            adamWUpdate(p, g, m, v, start, end, b1: b1, b2: b2, eps: eps, decay: decay, stepSize: stepSize,
+                        invSqrtBC2: invSqrtBC2)
         }
+    }
+}
+
+/// The AdamW update of elements start..<end, eight at a time with SIMD8 (the compiler does not
+/// vectorise the scalar loop by itself: the four buffers might alias). Same operations in the
+/// same order as the scalar tail, so results do not depend on the alignment or chunking.
+@inline(__always)
+private func adamWUpdate(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                         _ v: UnsafeMutablePointer<Float>, _ start: Int, _ end: Int,
+                         b1: Float, b2: Float, eps: Float, decay: Float, stepSize: Float, invSqrtBC2: Float) {
+    typealias V = SIMD8<Float>
+    let (pr, gr, mr, vr) = (UnsafeMutableRawPointer(p), UnsafeRawPointer(g), UnsafeMutableRawPointer(m), UnsafeMutableRawPointer(v))
+    var i = start
+    while i + 8 <= end {
+        let o = i * MemoryLayout<Float>.stride
+        let gi = gr.loadUnaligned(fromByteOffset: o, as: V.self)
+        let mOld = mr.loadUnaligned(fromByteOffset: o, as: V.self), vOld = vr.loadUnaligned(fromByteOffset: o, as: V.self)
+        let mi = mOld + (1 - b1) * (gi - mOld)   // lerp, as PyTorch writes it
+        let vi = b2 * vOld + (1 - b2) * gi * gi
+        mr.storeBytes(of: mi, toByteOffset: o, as: V.self)
+        vr.storeBytes(of: vi, toByteOffset: o, as: V.self)
+        let denom = vi.squareRoot() * invSqrtBC2 + eps
+        let pi = pr.loadUnaligned(fromByteOffset: o, as: V.self)
+        pr.storeBytes(of: pi * decay - stepSize * mi / denom, toByteOffset: o, as: V.self)
+        i += 8
+    }
+    while i < end {
+        let gi = g[i], mOld = m[i], vOld = v[i]
+        let mi = mOld + (1 - b1) * (gi - mOld)
+        let vi = b2 * vOld + (1 - b2) * gi * gi
+        m[i] = mi; v[i] = vi
+        let denom = vi.squareRoot() * invSqrtBC2 + eps
+        p[i] = p[i] * decay - stepSize * mi / denom
+        i += 1
     }
 }
 

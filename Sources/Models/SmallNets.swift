@@ -15,8 +15,9 @@ enum SmallNets {
         var layers: [Module] = []
         var inC = 1
         for (i, outC) in [16, 32, 32].enumerated() {
-            layers.append(Conv2d(store, "features.\(3 * i)", inC, outC, kernel: 3, padding: 1, rng: rng))
-            layers.append(ReLU())
+            // Each ReLU is fused into its convolution (the module stays for the printed summary).
+            layers.append(Conv2d(store, "features.\(3 * i)", inC, outC, kernel: 3, padding: 1, rng: rng, fusedReLU: true))
+            layers.append(ReLU(fusedIntoPrevious: true))
             layers.append(MaxPool2d(kernel: 2, stride: 2))
             macs += ih * iw * inC * outC * 9
             (ih, iw, inC) = (ih / 2, iw / 2, outC)
@@ -55,10 +56,14 @@ enum SmallNets {
         let flat = 32 * h * w
         let macs = h1 * w1 * 16 * 9 + h2 * w2 * 16 * 16 * 9 + h3 * w3 * 16 * 32 * 9 + h4 * w4 * 32 * 32 * 9
             + flat * 512 + 512 * config.outputs
-        let l1 = stack([Conv2d(store, "l1.0", 1, 16, kernel: 3, stride: 2, rng: rng), ReLU()], profile)
-        let l2 = stack([Conv2d(store, "l2.0", 16, 16, kernel: 3, stride: 2, rng: rng), ReLU(), MaxPool2d(kernel: 2, stride: 2)], profile)
-        let l3 = stack([Conv2d(store, "l3.0", 16, 32, kernel: 3, rng: rng), ReLU()], profile)
-        let l4 = stack([Conv2d(store, "l4.0", 32, 32, kernel: 3, rng: rng), ReLU(), MaxPool2d(kernel: 2, stride: 2)], profile)
+        // The convolutions' ReLUs are fused into them (the modules stay for the printed summary).
+        let relu = { ReLU(fusedIntoPrevious: true) }
+        let l1 = stack([Conv2d(store, "l1.0", 1, 16, kernel: 3, stride: 2, rng: rng, fusedReLU: true), relu()], profile)
+        let l2 = stack([Conv2d(store, "l2.0", 16, 16, kernel: 3, stride: 2, rng: rng, fusedReLU: true), relu(),
+                        MaxPool2d(kernel: 2, stride: 2)], profile)
+        let l3 = stack([Conv2d(store, "l3.0", 16, 32, kernel: 3, rng: rng, fusedReLU: true), relu()], profile)
+        let l4 = stack([Conv2d(store, "l4.0", 32, 32, kernel: 3, rng: rng, fusedReLU: true), relu(),
+                        MaxPool2d(kernel: 2, stride: 2)], profile)
         let fc0 = stack([Flatten(), Dropout(p: dropout), Linear(store, "fc0.2", flat, 512, rng: rng), ReLU()], profile)
         let fc1 = timed(Linear(store, "fc1", 512, config.outputs, rng: rng), profile)
         let root = NamedSequential("FaceNet", [("l1", l1), ("l2", l2), ("l3", l3), ("l4", l4), ("fc0", fc0), ("fc1", fc1)])

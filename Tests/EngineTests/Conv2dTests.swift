@@ -48,4 +48,72 @@ final class Conv2dTests: XCTestCase {
             XCTAssertLessThan(result.maxParameterError, 1e-2, "k\(k) s\(s) p\(p): \(result)")
         }
     }
+
+    /// Large enough outputs run in several column blocks (`ConvGeometry.blockRows`), with block
+    /// boundaries inside an image: forward, input and weight gradients against direct loops.
+    func testColumnBlocksMatchDirectConvolution() {
+        for (h, w, s) in [(64, 70, 1), (130, 140, 2)] {
+            let (n, cin, cout, k, p) = (5, 2, 3, 3, 1)
+            let store = ParameterStore()
+            let conv = Conv2d(store, "c", cin, cout, kernel: k, stride: s, padding: p, rng: .init(seed: 5))
+            store.allocate()
+            let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: k, stride: s, padding: p)
+            XCTAssertGreaterThan(n * g.outHeight, g.blockRows, "the test must span several blocks")
+            XCTAssertNotEqual((g.blockRows % g.outHeight), 0, "a block boundary must fall inside an image")
+            let shape = [n, cin, h, w]
+            let x = GradCheck.randomTensor(shape, seed: 6).toArray()
+            let weight = store.array(named: "c.weight")!
+            let y = conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context())
+            let expected = naiveConv(x, n: n, cin: cin, h: h, w: w, weight: weight, bias: store.array(named: "c.bias"),
+                                     cout: cout, k: k, s: s, p: p)
+            XCTAssertLessThan(GradCheck.maxDifference(Layout.nchwArray(y), expected), 1e-4, "forward s\(s)")
+
+            let (ho, wo) = (g.outHeight, g.outWidth)
+            let dyShape = [n, cout, ho, wo]
+            let dy = GradCheck.randomTensor(dyShape, seed: 7).toArray()
+            let dx = Layout.nchwArray(conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
+            var dxExpected = [Float](repeating: 0, count: x.count), dWExpected = [Float](repeating: 0, count: weight.count)
+            for b in 0 ..< n { for o in 0 ..< cout { for oh in 0 ..< ho { for ow in 0 ..< wo {
+                let d = dy[((b * cout + o) * ho + oh) * wo + ow]
+                for c in 0 ..< cin { for i in 0 ..< k { for j in 0 ..< k {
+                    let ih = oh * s - p + i, iw = ow * s - p + j
+                    guard ih >= 0 && ih < h && iw >= 0 && iw < w else { continue }
+                    let xi = ((b * cin + c) * h + ih) * w + iw, wi = ((o * cin + c) * k + i) * k + j
+                    dxExpected[xi] += d * weight[wi]
+                    dWExpected[wi] += d * x[xi]
+                }}}
+            }}}}
+            XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx s\(s)")
+            let dW = store.gradArray(named: "c.weight")!
+            let scale = dWExpected.map(abs).max()!
+            XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / scale, 1e-4, "dW s\(s)")
+        }
+    }
+
+    /// Conv2d(fusedReLU: true) equals Conv2d followed by ReLU: output, input and parameter
+    /// gradients, for one block, several blocks, and a pointwise convolution.
+    func testFusedReLUMatchesConvolutionThenReLU() {
+        for (shape, k, p) in [([2, 3, 9, 11], 3, 1), ([5, 2, 64, 70], 3, 1), ([2, 3, 9, 11], 1, 0)] {
+            let (fusedStore, plainStore) = (ParameterStore(), ParameterStore())
+            let fused = Conv2d(fusedStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8), fusedReLU: true)
+            let plain = Conv2d(plainStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8))
+            let relu = ReLU()
+            fusedStore.allocate(); plainStore.allocate()
+            let x = GradCheck.randomTensor(shape, seed: 9)
+            let (ctxA, ctxB) = (Context(), Context())
+            let yFused = fused.forward(x, ctxA).toArray()
+            let yPlain = relu.forward(plain.forward(x, ctxB), ctxB).toArray()
+            XCTAssertEqual(yFused, yPlain, "forward \(shape) k\(k)")
+            XCTAssertTrue(yFused.contains(0) && yFused.contains { $0 > 0 }, "the test needs both signs")
+            let dy = GradCheck.randomTensor([shape[0], 4, shape[2] + 2 * p - k + 1, shape[3] + 2 * p - k + 1], seed: 10)
+            let dxFused = fused.backward(dy, ctxA).toArray()
+            let dxPlain = plain.backward(relu.backward(dy, ctxB), ctxB).toArray()
+            XCTAssertLessThan(GradCheck.maxDifference(dxFused, dxPlain), 1e-5, "dx \(shape) k\(k)")
+            for name in ["c.weight", "c.bias"] {
+                let (a, b) = (fusedStore.gradArray(named: name)!, plainStore.gradArray(named: name)!)
+                let scale = max(b.map(abs).max()!, 1)
+                XCTAssertLessThan(GradCheck.maxDifference(a, b) / scale, 1e-5, "\(name) \(shape) k\(k)")
+            }
+        }
+    }
 }

@@ -35,6 +35,44 @@ final class ConvTranspose2dTests: XCTestCase {
         }
     }
 
+    /// Inputs large enough for several column blocks (`ConvGeometry.blockRows`, boundaries inside
+    /// an image): forward, input and weight gradients against direct loops.
+    func testColumnBlocksMatchDirectLoops() {
+        for (k, s, p) in [(2, 2, 0), (3, 1, 1)] {
+            let (n, cin, cout, h, w) = (5, 2, 3, 70, 80)
+            let store = ParameterStore()
+            let up = ConvTranspose2d(store, "up", cin, cout, kernel: k, stride: s, padding: p, bias: true, rng: .init(seed: 45))
+            store.allocate()
+            let (ho, wo) = ((h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k)
+            let g = ConvGeometry(channels: cout, batch: n, height: ho, width: wo, kernel: k, stride: s, padding: p)
+            XCTAssertGreaterThan(n * h, g.blockRows, "the test must span several blocks")
+            XCTAssertNotEqual(g.blockRows % h, 0, "a block boundary must fall inside an image")
+            let x = GradCheck.randomTensor([n, cin, h, w], seed: 46)
+            let xs = Layout.nchwArray(x), weight = store.array(named: "up.weight")!
+            let y = up.forward(x, Context())
+            let expected = naiveConvTranspose(xs, n: n, cin: cin, h: h, w: w, weight: weight, bias: store.array(named: "up.bias"),
+                                              cout: cout, k: k, s: s, p: p)
+            XCTAssertLessThan(GradCheck.maxDifference(Layout.nchwArray(y), expected), 1e-4, "forward k\(k)")
+            let dyShape = [n, cout, ho, wo]
+            let dy = GradCheck.randomTensor(dyShape, seed: 47).toArray()
+            let dx = Layout.nchwArray(up.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
+            var dxExpected = [Float](repeating: 0, count: xs.count), dWExpected = [Float](repeating: 0, count: weight.count)
+            for b in 0 ..< n { for c in 0 ..< cin { for ih in 0 ..< h { for iw in 0 ..< w {
+                let xi = ((b * cin + c) * h + ih) * w + iw
+                for o in 0 ..< cout { for i in 0 ..< k { for j in 0 ..< k {
+                    let oh = ih * s - p + i, ow = iw * s - p + j
+                    guard oh >= 0 && oh < ho && ow >= 0 && ow < wo else { continue }
+                    let d = dy[((b * cout + o) * ho + oh) * wo + ow], wi = ((c * cout + o) * k + i) * k + j
+                    dxExpected[xi] += d * weight[wi]
+                    dWExpected[wi] += d * xs[xi]
+                }}}
+            }}}}
+            XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx k\(k)")
+            let scale = dWExpected.map(abs).max()!
+            XCTAssertLessThan(GradCheck.maxDifference(store.gradArray(named: "up.weight")!, dWExpected) / scale, 1e-4, "dW k\(k)")
+        }
+    }
+
     func testGradientsMatchFiniteDifferences() {
         for (k, s, p) in [(2, 2, 0), (3, 2, 0), (3, 1, 1)] {
             let store = ParameterStore()
