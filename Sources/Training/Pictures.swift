@@ -139,8 +139,9 @@ public enum Pictures {
             for i in 0 ..< plane { summed[i] = max(summed[i], normalised[i]) }
             channels.append(GreyImage(width: w, height: h, pixels: normalised))
         }
-        var overlay = RGBImage(width: 2 * w + 6, height: h + 20, fill: RGB(24, 24, 24))
-        overlay.drawText("input / predicted heatmaps (max over \(k) channels)", x: 2, y: 3, .white)
+        let title = "input / predicted heatmaps (max over \(k) channels)"
+        var overlay = RGBImage(width: max(2 * w + 6, RGBImage.textWidth(title) + 4), height: h + 20, fill: RGB(24, 24, 24))
+        overlay.drawText(title, x: 2, y: 3, .white)
         overlay.blit(crop, x: 2, y: 16)
         overlay.blit(GreyImage(width: w, height: h, pixels: summed), x: w + 4, y: 16)
         try overlay.writePNG(to: directory.appendingPathComponent("heatmaps_summed.png").path)
