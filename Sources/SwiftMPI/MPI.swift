@@ -71,6 +71,9 @@ public enum MPI {
         var provided: Int32 = threadLevel.mpiValue
         if already == 0 {
             launcherSnapshot = environmentNamesLauncher()
+            // A singleton never launches daemons on other hosts; without this, OpenMPI looks for
+            // an ssh/rsh agent even for `./program` and fails on machines without one.
+            if launcherSnapshot == false { setenv("OMPI_MCA_plm", "isolated", 0) }
             let code = MPI_Init_thread(nil, nil, threadLevel.mpiValue, &provided)
             guard code == MPI_SUCCESS else {
                 throw MPIError.mpi(function: "MPI_Init_thread", code: code, message: "initialisation failed")
