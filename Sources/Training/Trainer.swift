@@ -194,7 +194,10 @@ public final class Trainer {
                 progress.update(.init(epoch: position.epoch + 1, epochs: config.epochs, step: position.batchInEpoch,
                                       stepsPerEpoch: stepsPerEpoch, loss: position.epochLossSum / Double(position.epochSteps), imagesPerSecond: perSecond,
                                       secondsLeft: stepsLeft * elapsed / Double(max(1, position.batchInEpoch))))
-                if let every = options.checkpointEverySteps, position.step % every == 0, position.batchInEpoch < stepsPerEpoch {
+                // A step checkpoint that falls on the epoch's end is left to the epoch-end one.
+                let epochEndSaves = (position.epoch + 1) % options.checkpointEveryEpochs == 0 || position.epoch + 1 == config.epochs
+                if let every = options.checkpointEverySteps, position.step % every == 0,
+                   position.batchInEpoch < stepsPerEpoch || !epochEndSaves {
                     try saveCheckpoint(globalBatch: globalBatch)
                 }
             }
