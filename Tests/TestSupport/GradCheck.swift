@@ -36,29 +36,31 @@ public enum GradCheck {
         let dx = module.backward(dr, ctx).toArray()
         let dparams = Array(store.grads)
         var result = GradCheckResult()
-        if checkInput {
+        /// Central differences at `samples` random elements of `values`; returns the largest
+        /// relative error against `analytic` and where it was.
+        func probe(_ values: UnsafeMutablePointer<Float>, count: Int, analytic: [Float], label: String) -> (Float, String) {
+            var worst: (Float, String) = (0, "")
             for _ in 0 ..< samples {
-                let i = Int(rng.next() % UInt64(input.count))
-                let old = input.data[i]
-                input.data[i] = old + eps; let lp = replay()
-                input.data[i] = old - eps; let lm = replay()
-                input.data[i] = old
+                let i = Int(rng.next() % UInt64(count))
+                let old = values[i]
+                values[i] = old + eps; let lp = replay()
+                values[i] = old - eps; let lm = replay()
+                values[i] = old
                 let numeric = Float((lp - lm) / Double(2 * eps))
-                let e = error(dx[i], numeric, floor: floor)
-                if e > result.maxInputError { result.maxInputError = e; result.worst = "input[\(i)] analytic \(dx[i]) numeric \(numeric)" }
+                let e = error(analytic[i], numeric, floor: floor)
+                if e > worst.0 { worst = (e, "\(label)[\(i)] analytic \(analytic[i]) numeric \(numeric)") }
             }
+            return worst
+        }
+        if checkInput {
+            let (e, worst) = probe(input.data, count: input.count, analytic: dx, label: "input")
+            result.maxInputError = e
+            if !worst.isEmpty { result.worst = worst }
         }
         if store.parameterCount > 0 {
-            for _ in 0 ..< samples {
-                let i = Int(rng.next() % UInt64(store.parameterCount))
-                let old = store.values[i]
-                store.values[i] = old + eps; let lp = replay()
-                store.values[i] = old - eps; let lm = replay()
-                store.values[i] = old
-                let numeric = Float((lp - lm) / Double(2 * eps))
-                let e = error(dparams[i], numeric, floor: floor)
-                if e > result.maxParameterError { result.maxParameterError = e; result.worst = "param[\(i)] analytic \(dparams[i]) numeric \(numeric)" }
-            }
+            let (e, worst) = probe(store.values.baseAddress!, count: store.parameterCount, analytic: dparams, label: "param")
+            result.maxParameterError = e
+            if e > result.maxInputError { result.worst = worst }
         }
         ctx.random = savedRandom
         return result
