@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "TestSupport"],
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Training", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Engine", "TestSupport"], swiftSettings: lang),

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Models
+import Training
 import XCTest
 
 /// Every model against PyTorch (Scripts/make_model_fixtures.py, float64 reference): the same
