@@ -41,6 +41,7 @@ struct Train: ParsableCommand {
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
+    @OptionGroup var imageLimit: ImageLimitOptions
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
 
@@ -109,6 +110,7 @@ struct Train: ParsableCommand {
             runOptions.threads = max(1, threads)
             runOptions.quiet = quiet
             runOptions.strict = strict
+            runOptions.maxPixels = imageLimit.maxPixels
             runOptions.pictures = !noPictures
             runOptions.initWeights = initWeights
             runOptions.stopAfterSteps = stopAfterSteps
