@@ -9,7 +9,7 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a checkpoint on a dataset: MSE, pixel error, NME, failure rate, AUC@0.08.")
 
-    @Option(help: "Checkpoint file (*.safetensors.zst).") var checkpoint: String
+    @Option(help: "Checkpoint: a *.safetensors.zst file, a run folder (its latest checkpoint) or its 'latest' file.") var checkpoint: String
     @Option(help: "Dataset path (IMM folder, dlib XML, .pts folder, synthetic[:N]).") var data: String
     @Flag(help: "Evaluate only the validation split the model was trained with (same seed and fraction).") var validationOnly = false
     @Option(help: "Batch size per rank.") var batch = 16
@@ -17,6 +17,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Write per-image errors to this CSV.") var perImage: String?
     @Option(help: "Write a Kaggle-style submission (Id,Predicted; original image pixels) to this CSV.") var kaggle: String?
     @Flag(help: "Stop at the first unreadable sample.") var strict = false
+    @OptionGroup var imageLimit: ImageLimitOptions
 
     func run() throws {
         runReportingErrors {
@@ -24,7 +25,7 @@ struct Eval: ParsableCommand {
             Parallel.setThreads(threads)
             let model = try TrainedModel(checkpoint: checkpoint, communicator: world)
             let skips = SkipLog()
-            var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips))
+            var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips, maxPixels: imageLimit.maxPixels))
             if validationOnly {
                 let c = model.config
                 let split = c.split == .byPerson ? dataset.personSplit(testFraction: c.validationFraction, seed: c.seed)
@@ -50,7 +51,7 @@ struct Eval: ParsableCommand {
             }
             guard world.rank == 0 else { return }
             let m = result.metrics
-            print("checkpoint: \(checkpoint)")
+            print("checkpoint: \(model.path)")
             print("data: \(dataset.name)\(skips.count > 0 ? " (skipped \(skips.count))" : "")")
             print(String(format: "images: %d", m.images))
             print(String(format: "mse: %.6f", result.loss))
