@@ -10,14 +10,9 @@ public final class TrainedModel {
     public let config: TrainConfig
     public let preprocessing: Preprocessing
     public let markup: KeypointMarkup
-    /// The checkpoint file read (`--checkpoint` may name a run folder or its `latest` file).
-    public let path: String
 
-    /// Reads the checkpoint `checkpoint` means (a file, a `latest` file or a run folder; rank 0 reads
-    /// and broadcasts) and rebuilds the network in evaluation mode.
-    public init(checkpoint: String, communicator: Communicator) throws {
-        let path = try CheckpointFile.resolveExisting(checkpoint, communicator: communicator).relativePath
-        self.path = path
+    /// Reads `path` (rank 0 reads and broadcasts) and rebuilds the network in evaluation mode.
+    public init(checkpoint path: String, communicator: Communicator) throws {
         let state = try TrainingCheckpoint.readBroadcast(URL(fileURLWithPath: path), communicator: communicator)
         config = state.config
         preprocessing = state.preprocessing

@@ -23,7 +23,8 @@ struct Eval: ParsableCommand {
         runReportingErrors {
             let world = MPI.world
             Parallel.setThreads(threads)
-            let model = try TrainedModel(checkpoint: checkpoint, communicator: world)
+            let checkpointPath = try CheckpointFile.resolveExisting(checkpoint, communicator: world).relativePath
+            let model = try TrainedModel(checkpoint: checkpointPath, communicator: world)
             let skips = SkipLog()
             var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips, maxPixels: imageLimit.maxPixels))
             if validationOnly {
@@ -51,7 +52,7 @@ struct Eval: ParsableCommand {
             }
             guard world.rank == 0 else { return }
             let m = result.metrics
-            print("checkpoint: \(model.path)")
+            print("checkpoint: \(checkpointPath)")
             print("data: \(dataset.name)\(skips.count > 0 ? " (skipped \(skips.count))" : "")")
             print(String(format: "images: %d", m.images))
             print(String(format: "mse: %.6f", result.loss))

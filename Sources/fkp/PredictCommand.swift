@@ -26,7 +26,7 @@ struct Predict: ParsableCommand {
         runReportingErrors {
             Parallel.setThreads(threads)
             let faceBox = try parsedBox()
-            let model = try TrainedModel(checkpoint: checkpoint, communicator: MPI.world)
+            let model = try TrainedModel(checkpoint: try CheckpointFile.resolveExisting(checkpoint, communicator: MPI.world).relativePath, communicator: MPI.world)
             var results: [[String: Any]] = []
             for path in images {
                 let image = try ImageCodec.readGrey(path: path)
