@@ -127,6 +127,25 @@ final class UntrustedInputTests: XCTestCase {
         XCTAssertEqual(try DlibXMLDataset(xmlPath: path).count, 1)
     }
 
+    /// XML entity tricks stay inert: XMLParser neither expands a "billion laughs" nest of internal
+    /// entities into the attribute nor reads an external one (a file of the machine).
+    func testXMLEntitiesAreNotExpanded() throws {
+        let dir = TestPaths.temporaryDirectory("entities")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var laughs = "<?xml version='1.0'?>\n<!DOCTYPE d [\n <!ENTITY l0 'lollollollollollollollollollol'>\n"
+        for level in 1 ... 9 { laughs += " <!ENTITY l\(level) '" + String(repeating: "&l\(level - 1);", count: 10) + "'>\n" }
+        laughs += "]>\n<dataset><images><image file='&l9;'><box top='1' left='1' width='5' height='5'/></image></images></dataset>\n"
+        let external = "<?xml version='1.0'?>\n<!DOCTYPE d [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>\n"
+            + "<dataset><images><image file='&x;'/></images></dataset>\n"
+        for (name, text) in [("laughs.xml", laughs), ("external.xml", external)] {
+            let path = dir.appendingPathComponent(name).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let start = Date()
+            assertDataError(try DlibXMLDataset(xmlPath: path), file: name, line: nil, contains: "lacks the 'file' attribute")
+            XCTAssertLessThan(Date().timeIntervalSince(start), 0.5, name)
+        }
+    }
+
     /// Found by Scripts/fuzz: "\r\n" is one Character in Swift, so a .pts file with Windows line
     /// endings was one long line and failed; it now reads like the same file with "\n".
     func testWindowsLineEndingsInPTS() throws {
