@@ -55,8 +55,10 @@ public final class Conv2d: Module, InputGradientOptional {
         let y = output.data
         var beta: Float = 0
         if let bias {
-            let b = store.value(bias)
-            for o in 0 ..< outChannels { (y + o * g.columns).update(repeating: b[o], count: g.columns) }
+            let (b, columns) = (store.value(bias), g.columns)
+            Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
+                for o in start ..< end { (y + o * columns).update(repeating: b[o], count: columns) }
+            }
             beta = 1
         }
         // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
@@ -92,8 +94,10 @@ public final class Conv2d: Module, InputGradientOptional {
             dy = maskedGradOutput
         }
         if let bias, !blockMask {
-            let db = store.grad(bias)
-            for o in 0 ..< outChannels { db[o] += sum(dy.data + o * g.columns, g.columns) }
+            let (db, d, columns) = (store.grad(bias), dy.data, g.columns)
+            Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
+                for o in start ..< end { db[o] += sum(d + o * columns, columns) }
+            }
         }
         let (w, dW) = (store.value(weight), store.grad(weight))
         let inputGradient = computesInputGradient
@@ -145,9 +149,11 @@ public final class Conv2d: Module, InputGradientOptional {
         }
         if transposed {
             let (k, cout) = (g.rows, outChannels)
-            for o in 0 ..< cout {
-                let row = dW + o * k
-                for r in 0 ..< k { row[r] += dWt[r * cout + o] }
+            Parallel.chunks(cout, work: cout * k * 4) { start, end in
+                for o in start ..< end {
+                    let row = dW + o * k
+                    for r in 0 ..< k { row[r] += dWt[r * cout + o] }
+                }
             }
         }
         return gradInput
@@ -156,9 +162,11 @@ public final class Conv2d: Module, InputGradientOptional {
 
 /// y[o, cols] = max(0, y[o, cols]) for o in 0..<rows of a matrix with row stride `stride`.
 private func clampBlock(_ y: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ stride: Int, rows: Int) {
-    for o in 0 ..< rows {
-        let r = y + o * stride + cols.lowerBound
-        for i in 0 ..< cols.count { r[i] = max(r[i], 0) }
+    Parallel.chunks(rows, work: rows * cols.count) { start, end in
+        for o in start ..< end {
+            let r = y + o * stride + cols.lowerBound
+            for i in 0 ..< cols.count { r[i] = max(r[i], 0) }
+        }
     }
 }
 
@@ -167,10 +175,12 @@ private func clampBlock(_ y: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ 
 private func maskBlock(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ masked: UnsafeMutablePointer<Float>,
                        _ cols: Range<Int>, _ stride: Int, rows: Int, bias db: UnsafeMutablePointer<Float>?) {
     let n = cols.count
-    for o in 0 ..< rows {
-        let (g, yr, m) = (dy + o * stride + cols.lowerBound, y + o * stride + cols.lowerBound, masked + o * n)
-        for i in 0 ..< n { let gi = g[i]; m[i] = yr[i] > 0 ? gi : 0 }   // select, not branch
-        if let db { db[o] += sum(m, n) }
+    Parallel.chunks(rows, work: 2 * rows * n) { start, end in
+        for o in start ..< end {
+            let (g, yr, m) = (dy + o * stride + cols.lowerBound, y + o * stride + cols.lowerBound, masked + o * n)
+            for i in 0 ..< n { let gi = g[i]; m[i] = yr[i] > 0 ? gi : 0 }   // select, not branch
+            if let db { db[o] += sum(m, n) }
+        }
     }
 }
 

@@ -61,7 +61,10 @@ public final class Tensor {
         count = n
     }
 
-    public func zero() { data.update(repeating: 0, count: count) }
+    public func zero() {
+        let data = data
+        Parallel.chunks(count, work: count) { start, end in (data + start).update(repeating: 0, count: end - start) }
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
 
@@ -98,9 +101,11 @@ public enum Layout {
             dst.update(from: src, count: n * c * plane)
             return
         }
-        for i in 0 ..< n {
-            for j in 0 ..< c {
-                (dst + (j * n + i) * plane).update(from: src + (i * c + j) * plane, count: plane)
+        Parallel.chunks(n, work: n * c * plane) { start, end in
+            for i in start ..< end {
+                for j in 0 ..< c {
+                    (dst + (j * n + i) * plane).update(from: src + (i * c + j) * plane, count: plane)
+                }
             }
         }
     }
