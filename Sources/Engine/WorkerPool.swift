@@ -33,6 +33,9 @@ public final class WorkerPool: @unchecked Sendable {
     /// A worker spins this many polls for the next job before it sleeps: steps issue jobs every few
     /// microseconds, and a wake-up from sleep costs tens of them.
     private static let spinPolls = 1 << 16
+    /// Past this many polls a waiting thread yields between polls: on a machine with more runnable
+    /// threads than cores, the thread it waits for may be the one it is keeping off the core.
+    private static let yieldAfter = 1 << 12
 
     public init(threads: Int) {
         self.threads = max(1, threads)
@@ -80,7 +83,11 @@ public final class WorkerPool: @unchecked Sendable {
             if parked > 0 { pthread_cond_broadcast(&wake) }
             pthread_mutex_unlock(&mutex)
             takePieces(worker: 0)
-            while running.load(ordering: .acquiring) > 0 {}   // the last pieces are finishing
+            var polls = 0
+            while running.load(ordering: .acquiring) > 0 {   // the last pieces are finishing
+                polls += 1
+                if polls > Self.yieldAfter { sched_yield() }  // let a preempted worker have the core
+            }
             self.body = nil
         }
         busy.store(false, ordering: .releasing)
@@ -101,7 +108,8 @@ public final class WorkerPool: @unchecked Sendable {
             var polls = 0
             while generation.load(ordering: .acquiring) == seen {
                 polls += 1
-                if polls < Self.spinPolls { continue }
+                if polls < Self.yieldAfter { continue }
+                if polls < Self.spinPolls { sched_yield(); continue }
                 pthread_mutex_lock(&mutex)
                 parked += 1
                 while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&wake, &mutex) }
