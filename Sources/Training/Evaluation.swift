@@ -35,9 +35,9 @@ public enum Evaluator {
             // Softmax-trained maps are logits: the soft-argmax the loss trained (whole plane), or for
             // cross-entropy alone a local one over ±3σ around the peak.
             let radius: Int? = switch config.heatmapLoss {
-            case "mse": nil
-            case "softmax-ce": max(1, Int((3 * config.heatmapSigma).rounded(.up)))
-            default: max(w, h)
+            case .mse: nil
+            case .softmaxCE: max(1, Int((3 * config.heatmapSigma).rounded(.up)))
+            case .softargmax: max(w, h)
             }
             return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
                                              cropWidth: w, cropHeight: h, logitRadius: radius)

@@ -100,14 +100,14 @@ public final class Trainer {
         sync = GradientSync(communicator: communicator)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
-        schedule = try LearningRateSchedule.parse(config.schedule, totalSteps: stepsPerEpoch * config.epochs,
-                                                  warmupSteps: config.warmupSteps)
+        schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps)
 
         if let state = resumeFrom {
             try restore(state)
         } else if let initWeights = options.initWeights {
             let file = try TrainingCheckpoint.readFileBroadcast(URL(fileURLWithPath: initWeights), communicator: communicator)
-            let head = Set(network.store.parameters.map { $0.name }.filter { $0.hasPrefix("fc.") || $0.hasPrefix("fc1.") || $0 == "conv.weight" || $0 == "conv.bias" })
+            let spec = try ModelZoo.spec(config.model)
+            let head = Set(network.store.parameters.map(\.name).filter(spec.isHead))
             do { try StateDict.load(file, into: network.store, strict: false, skip: head) } catch {
                 throw TrainingFailure("\(initWeights): \(error)")
             }
@@ -120,9 +120,9 @@ public final class Trainer {
     public static func lossFunction(_ config: TrainConfig) -> Loss {
         guard config.task == .heatmap else { return MSELoss() }
         switch config.heatmapLoss {
-        case "mse": return HeatmapMSELoss(positiveWeight: 10)
-        case "softmax-ce": return SpatialSoftmaxCrossEntropy()
-        default: return SoftArgmaxHeatmapLoss(sigma: config.heatmapSigma)
+        case .mse: return HeatmapMSELoss(positiveWeight: 10)
+        case .softmaxCE: return SpatialSoftmaxCrossEntropy()
+        case .softargmax: return SoftArgmaxHeatmapLoss(sigma: config.heatmapSigma)
         }
     }
 
@@ -313,7 +313,7 @@ public final class Trainer {
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)
         try? Pictures.firstLayerFilters(network, to: options.outDirectory)
         if config.task == .heatmap, let first = evaluation.images.first?.crop {
-            try? Pictures.heatmaps(network: network, crop: first, logits: config.heatmapLoss != "mse", to: options.outDirectory)
+            try? Pictures.heatmaps(network: network, crop: first, logits: config.heatmapLoss.producesLogits, to: options.outDirectory)
         }
     }
 }

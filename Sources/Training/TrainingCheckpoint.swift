@@ -70,7 +70,7 @@ public enum TrainingCheckpoint {
             "global_batch": String(globalBatch),
             "world_size": String(position.worldSize),
             "learning_rate": String(learningRate),
-            "schedule": config.schedule,
+            "schedule": config.schedule.description,
             "optimizer_step": String(optimizerStep),
         ]
     }

@@ -34,7 +34,7 @@ func buildNetwork(model: String, outputs: Int?, height: Int?, width: Int?, baseW
     guard ModelZoo.names.contains(model) else {
         throw ValidationError("unknown model '\(model)' (known: \(ModelZoo.names.joined(separator: ", ")))")
     }
-    var config = ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
+    var config = try ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
     if let outputs { config.outputs = outputs }
     if let height { config.inputHeight = height }
     if let width { config.inputWidth = width }
