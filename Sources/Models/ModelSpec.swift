@@ -4,6 +4,9 @@ import Engine
 /// the ones checkpoints store in their configuration ("regression", "heatmap").
 public enum ModelTask: String, Codable, Sendable, CaseIterable {
     case regression, heatmap
+
+    /// Outputs for `keypoints` landmarks: 2 × keypoints coordinates, or one heatmap per keypoint.
+    public func outputs(keypoints: Int) -> Int { self == .regression ? 2 * keypoints : keypoints }
 }
 
 /// Everything fkp knows about one model, in one place: adding a model is one entry in `all` plus
@@ -24,12 +27,9 @@ public struct ModelSpec: Sendable {
     /// Builds the model from a checked configuration (`ModelZoo.make` checks what is common).
     let build: @Sendable (ModelConfig, _ dropout: Float?) throws -> Network
 
-    /// Outputs for `keypoints` landmarks: 2 × keypoints coordinates, or one heatmap per keypoint.
-    public func outputs(keypoints: Int) -> Int { task == .regression ? 2 * keypoints : keypoints }
-
     /// The standard configuration for `keypoints` landmarks (default: the model's own count).
     public func defaultConfig(keypoints: Int? = nil) -> ModelConfig {
-        ModelConfig(name: name, outputs: outputs(keypoints: keypoints ?? self.keypoints),
+        ModelConfig(name: name, outputs: task.outputs(keypoints: keypoints ?? self.keypoints),
                     inputHeight: inputHeight, inputWidth: inputWidth, width: width)
     }
 

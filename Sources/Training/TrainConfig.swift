@@ -47,10 +47,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public init() {}
 
     /// Number of regression outputs or heatmap channels for `keypointCount` points of the markup.
-    public func outputs(markupCount: Int) -> Int {
-        let k = keypoints?.count ?? markupCount
-        return task == .regression ? 2 * k : k
-    }
+    public func outputs(markupCount: Int) -> Int { task.outputs(keypoints: keypoints?.count ?? markupCount) }
 }
 
 /// The write-up's four experiments (and fast variants for small machines), rerunnable by name.

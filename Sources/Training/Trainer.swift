@@ -92,11 +92,7 @@ public final class Trainer {
         optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
         loss = Trainer.lossFunction(config)
         normalisingPair = Trainer.normalisingPair(markup: markup, subset: config.keypoints)
-        preprocessing = Preprocessing(inputWidth: config.inputWidth, inputHeight: config.inputHeight,
-                                      cropEnlargement: config.cropEnlargement, markup: markup.name, markupCount: markup.count,
-                                      keypoints: config.keypoints, flipPermutation: markup.flipPermutation,
-                                      normalisingPair: markup.normalisingPair.map { [$0.0, $0.1] }, task: config.task,
-                                      heatmapSigma: config.heatmapSigma)
+        preprocessing = data.preprocessing
         sync = GradientSync(communicator: communicator)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
@@ -248,7 +244,7 @@ public final class Trainer {
         for _ in 0 ..< config.accumulate {
             guard let batch = try data.trainLoader.next() else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
             let output = Evaluator.forward(network, batch, into: input)
-            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
+            let target = config.task.target(of: batch)
             let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
             local += Double(value)
             let gradient = loss.gradient
@@ -313,7 +309,8 @@ public final class Trainer {
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)
         try? Pictures.firstLayerFilters(network, to: options.outDirectory)
         if config.task == .heatmap, let first = evaluation.images.first?.crop {
-            try? Pictures.heatmaps(network: network, crop: first, logits: config.heatmapLoss.producesLogits, to: options.outDirectory)
+            try? Pictures.heatmaps(network: network, crop: first, normalisation: preprocessing.normalisation,
+                                   logits: config.heatmapLoss.producesLogits, to: options.outDirectory)
         }
     }
 }
