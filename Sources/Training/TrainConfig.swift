@@ -7,7 +7,7 @@ import Models
 public struct TrainConfig: Codable, Equatable, Sendable {
     /// Regression or heatmaps: a property of the model (`ModelSpec.task`).
     public typealias Task = ModelTask
-    public enum Split: String, Codable, Sendable {
+    public enum Split: String, Codable, Sendable, CaseIterable {
         /// A seeded random split with `validationFraction` held out.
         case random
         /// People never on both sides (IMM: the person is the file's NN prefix).

@@ -29,7 +29,7 @@ struct Train: ParsableCommand {
     @Option(help: "Continue from a checkpoint file or run folder; 'auto' = the --out folder if it has one.") var resume: String?
     @Option(name: .customLong("init"), help: "Start from these weights (e.g. `fkp import-weights` output); the head is not loaded.") var initWeights: String?
     @Option(help: "Fraction of the data held out for validation.") var valSplit: Double?
-    @Option(help: "Split: random or by-person.") var split: String?
+    @Option(help: "How the validation faces are chosen.") var split: TrainConfig.Split?
     @Option(help: "Accumulate gradients over N batches per optimizer step.") var accumulate: Int?
     @Option(help: "Cap on optimizer steps per epoch (quick runs).") var stepsPerEpoch: Int?
     @Option(help: "Input size WxH, e.g. 160x120.") var inputSize: String?
@@ -74,10 +74,7 @@ struct Train: ParsableCommand {
         if let dropout { config.dropout = dropout }
         if let seed { config.seed = seed }
         if let valSplit { config.validationFraction = valSplit }
-        if let split {
-            guard let s = TrainConfig.Split(rawValue: split) else { throw ValidationError("--split must be random or by-person") }
-            config.split = s
-        }
+        if let split { config.split = split }
         if let accumulate { config.accumulate = accumulate }
         if let stepsPerEpoch { config.stepsPerEpoch = stepsPerEpoch }
         if let width { config.width = width }
@@ -175,6 +172,7 @@ struct Presets: ParsableCommand {
 
 // Parsed once, here at the edge: the rest of the program sees only valid values.
 extension TrainConfig.HeatmapLoss: ExpressibleByArgument {}
+extension TrainConfig.Split: ExpressibleByArgument {}
 
 extension TrainConfig.Schedule: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
