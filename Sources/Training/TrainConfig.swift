@@ -18,7 +18,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var model = "facenet"
     /// U-Net base width (channels of the first encoder block); nil = the model's default.
     public var width: Int? = nil
-    public var task = Task.regression
+    /// Regression or heatmaps: the model's (`ModelSpec.task`), never set separately. Not stored in
+    /// the config JSON (checkpoints keep it in their preprocessing); an unknown model fails when built.
+    public var task: Task { ModelSpec.named(model)?.task ?? .regression }
     /// "synthetic[:N]" (built-in faces) or a dataset path (IMM folder, dlib XML, .pts folder).
     public var data = "synthetic:3000"
     public var inputWidth = 160
@@ -118,7 +120,7 @@ public struct Preset: Sendable {
 
     public static let unetIBUG: Preset = {
         var c = TrainConfig()
-        c.preset = "unet-ibug"; c.model = "unet"; c.task = .heatmap; c.inputWidth = 224; c.inputHeight = 224
+        c.preset = "unet-ibug"; c.model = "unet"; c.inputWidth = 224; c.inputHeight = 224
         c.heatmapSigma = 5; c.split = .random; c.validationFraction = 0.2; c.epochs = 15; c.batch = 4
         c.augment = true; c.cropEnlargement = 0.2; c.schedule = .cosine
         return Preset(name: "unet-ibug", summary: "68 Gaussian heatmaps (sigma 5) at 224², U-Net 1->68, AdamW 1e-3, batch 4",

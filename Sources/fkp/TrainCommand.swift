@@ -60,9 +60,8 @@ struct Train: ParsableCommand {
             throw ValidationError("preset \(preset) needs --data: \(hint)")
         }
         if let model {
-            guard let spec = ModelSpec.named(model) else { throw ValidationError(ModelError.unknownModel(model).description) }
+            guard ModelSpec.named(model) != nil else { throw ValidationError(ModelError.unknownModel(model).description) }
             config.model = model
-            config.task = spec.task
         }
         if let data { config.data = data }
         if let epochs { config.epochs = epochs }

@@ -23,12 +23,17 @@ final class TrainConfigTests: XCTestCase {
         var config = TrainConfig()
         config.schedule = .step(every: 100, gamma: 0.5)
         config.heatmapLoss = .softmaxCE
-        config.task = .heatmap
+        config.model = "unet"
+        XCTAssertEqual(config.task, .heatmap)
         let text = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        for fragment in [#""schedule":"step:100:0.5""#, #""heatmapLoss":"softmax-ce""#, #""task":"heatmap""#] {
+        for fragment in [#""schedule":"step:100:0.5""#, #""heatmapLoss":"softmax-ce""#, #""model":"unet""#] {
             XCTAssertTrue(text.contains(fragment), "\(fragment) not in \(text)")
         }
         XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(text.utf8)), config)
+        // Before the model table, the config stored the task too: such JSON still decodes.
+        let old = text.replacingOccurrences(of: #""model":"unet""#, with: #""model":"unet","task":"heatmap""#)
+        XCTAssertNotEqual(old, text)
+        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(old.utf8)), config)
         let corrupt = text.replacingOccurrences(of: "step:100:0.5", with: "sometimes")
         XCTAssertThrowsError(try JSONDecoder().decode(TrainConfig.self, from: Data(corrupt.utf8)))
     }
