@@ -56,12 +56,13 @@ struct BenchTrain: ParsableCommand {
         guard ModelZoo.names.contains(model) else {
             throw ValidationError("unknown model '\(model)' (known: \(ModelZoo.names.joined(separator: ", ")))")
         }
-        var config = ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
+        var config = try ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
         if let outputs { config.outputs = outputs }
         let network: Network
-        do { network = try ModelZoo.make(config, profile: layerProfile) } catch let error as ModelError {
+        do { network = try ModelZoo.make(config) } catch let error as ModelError {
             throw ValidationError(error.description)
         }
+        network.context.profile = layerProfile
         let result = BenchLoop(network: network, batch: batch, inference: inference)
             .run(warmup: warmup, minimumSteps: steps, minimumSeconds: seconds, profile: layerProfile)
         let flopsPerImage = Double(2 * network.macsPerImage) * (inference ? 1 : 3)
