@@ -61,10 +61,7 @@ public final class Tensor {
         count = n
     }
 
-    public func zero() {
-        let data = data
-        Parallel.chunks(count, work: count) { start, end in (data + start).update(repeating: 0, count: end - start) }
-    }
+    public func zero() { zeroFloats(data, count) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
 
@@ -124,4 +121,9 @@ public enum Layout {
         nchw.withUnsafeBufferPointer { swapNC($0.baseAddress!, t.data, n: shape[0], c: shape[1], plane: shape[2] * shape[3]) }
         return t
     }
+}
+
+/// p[0..<count] = 0, split over the pool.
+public func zeroFloats(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    Parallel.chunks(count, work: count) { start, end in (p + start).update(repeating: 0, count: end - start) }
 }

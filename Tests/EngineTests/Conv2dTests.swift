@@ -32,10 +32,15 @@ final class Conv2dTests: XCTestCase {
     }
 
     /// Large enough outputs run in several column blocks (`ConvGeometry.blockRows`), with block
-    /// boundaries inside an image: forward, input and weight gradients against direct loops.
+    /// boundaries inside an image: forward, input and weight gradients against direct loops. With
+    /// 16 input channels there are 11 blocks, which run in parallel shards (ConvBlocks.swift): on
+    /// 3 threads neighbouring blocks write the same input rows of dx.
     func testColumnBlocksMatchDirectConvolution() {
-        for (h, w, s) in [(64, 70, 1), (130, 140, 2)] {
-            let (n, cin, cout, k, p) = (5, 2, 3, 3, 1)
+        defer { Parallel.setThreads(1) }
+        for (h, w, s, cin, threads) in [(64, 70, 1, 2, 1), (130, 140, 2, 2, 1), (64, 70, 1, 16, 1), (64, 70, 1, 16, 3),
+                                        (130, 140, 2, 16, 3)] {
+            Parallel.setThreads(threads)
+            let (n, cout, k, p) = (5, 3, 3, 1)
             let store = ParameterStore()
             let conv = Conv2d(store, "c", cin, cout, kernel: k, stride: s, padding: p, rng: .init(seed: 5))
             store.allocate()
@@ -64,9 +69,11 @@ final class Conv2dTests: XCTestCase {
     }
 
     /// Conv2d(fusedReLU: true) equals Conv2d followed by ReLU: output, input and parameter
-    /// gradients, for one block, several blocks, and a pointwise convolution.
+    /// gradients, for one block, several blocks (also in parallel shards), and a pointwise convolution.
     func testFusedReLUMatchesConvolutionThenReLU() {
-        for (shape, k, p) in [([2, 3, 9, 11], 3, 1), ([5, 2, 64, 70], 3, 1), ([2, 3, 9, 11], 1, 0)] {
+        defer { Parallel.setThreads(1) }
+        Parallel.setThreads(2)
+        for (shape, k, p) in [([2, 3, 9, 11], 3, 1), ([5, 2, 64, 70], 3, 1), ([5, 16, 64, 70], 3, 1), ([2, 3, 9, 11], 1, 0)] {
             let (fusedStore, plainStore) = (ParameterStore(), ParameterStore())
             let fused = Conv2d(fusedStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8), fusedReLU: true)
             let plain = Conv2d(plainStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8))
