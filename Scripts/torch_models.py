@@ -192,7 +192,7 @@ NAMES = ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet"]
 
 
 def default_config(name, keypoints=None):
-    """Mirrors ModelZoo.defaultConfig: (outputs, height, width, base width)."""
+    """Mirrors Sources/Models/ModelSpec.swift: (outputs, height, width, base width)."""
     if name == "nosenet":
         return dict(outputs=2 * (keypoints or 1), height=60, width=80, base=None)
     if name == "facenet":

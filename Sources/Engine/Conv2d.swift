@@ -55,8 +55,10 @@ public final class Conv2d: Module, InputGradientOptional {
         let y = output.data
         var beta: Float = 0
         if let bias {
-            let b = store.value(bias)
-            for o in 0 ..< outChannels { (y + o * g.columns).update(repeating: b[o], count: g.columns) }
+            let (b, columns) = (store.value(bias), g.columns)
+            Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
+                for o in start ..< end { (y + o * columns).update(repeating: b[o], count: columns) }
+            }
             beta = 1
         }
         // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
@@ -65,14 +67,20 @@ public final class Conv2d: Module, InputGradientOptional {
             sgemm(m: outChannels, n: g.columns, k: g.rows, a: w, lda: g.rows, b: x.data, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
             if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
         } else {
-            let step = g.blockRows, wo = g.outWidth
-            let col = ctx.workspace.floats(g.rows * step * wo)
-            for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
-                let rows = first ..< min(first + step, g.batch * g.outHeight)
+            let plan = ConvBlockPlan(g, outChannels: outChannels), wo = g.outWidth
+            let colFloats = g.rows * plan.step * wo
+            let scratch = ctx.workspace.floats(colFloats * (plan.parallelBlocks ? Parallel.threads : 1))
+            func block(_ b: Int, col: UnsafeMutablePointer<Float>, gemm: GEMM) {
+                let rows = plan.rows(block: b), first = rows.lowerBound
                 im2col(x.data, col, g, outputRows: rows)
-                sgemm(m: outChannels, n: rows.count * wo, k: g.rows, a: w, lda: g.rows, b: col, ldb: rows.count * wo,
-                      beta: beta, c: y + first * wo, ldc: g.columns)
+                gemm(false, false, outChannels, rows.count * wo, g.rows, 1, w, g.rows, col, rows.count * wo,
+                     beta, y + first * wo, g.columns)
                 if fusedReLU { clampBlock(y, first * wo ..< (first + rows.count) * wo, g.columns, rows: outChannels) }
+            }
+            if plan.parallelBlocks {
+                Parallel.pool.run(pieces: plan.blocks) { b, worker in block(b, col: scratch + worker * colFloats, gemm: sgemmSerial) }
+            } else {
+                for b in 0 ..< plan.blocks { block(b, col: scratch, gemm: sgemm) }
             }
         }
         input = ctx.training ? x : nil
@@ -92,8 +100,10 @@ public final class Conv2d: Module, InputGradientOptional {
             dy = maskedGradOutput
         }
         if let bias, !blockMask {
-            let db = store.grad(bias)
-            for o in 0 ..< outChannels { db[o] += sum(dy.data + o * g.columns, g.columns) }
+            let (db, d, columns) = (store.grad(bias), dy.data, g.columns)
+            Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
+                for o in start ..< end { db[o] += sum(d + o * columns, columns) }
+            }
         }
         let (w, dW) = (store.value(weight), store.grad(weight))
         let inputGradient = computesInputGradient
@@ -110,44 +120,60 @@ public final class Conv2d: Module, InputGradientOptional {
         // With few output channels the weight gradient is accumulated transposed, dWᵀ += col_b ·
         // dy_bᵀ, and added to dW at the end: OpenBLAS runs that shape 1.3–1.7× faster here
         // (Cout 32–128, blocks of 2048 columns). With Cout ≥ 512, or one block only (the deep
-        // ResNet layers), the plain form is as fast or faster.
-        let step = g.blockRows, wo = g.outWidth
-        let blockFloats = g.rows * step * wo
-        let transposed = outChannels <= 256 && step < g.batch * g.outHeight
-        let maskFloats = blockMask ? outChannels * step * wo : 0
-        let col = ctx.workspace.floats(2 * blockFloats + (transposed ? g.rows * outChannels : 0) + maskFloats)
-        let dcol = col + blockFloats, dWt = dcol + blockFloats
-        let masked = dWt + (transposed ? g.rows * outChannels : 0)
-        let db = bias.map { store.grad($0) }
-        if transposed { dWt.update(repeating: 0, count: g.rows * outChannels) }
+        // ResNet layers), the plain form is as fast or faster. Blocks run in parallel shards, each
+        // with its own weight (and bias) gradient, or one after the other (see ConvBlockPlan).
+        let plan = ConvBlockPlan(g, outChannels: outChannels), wo = g.outWidth
+        let shards = plan.shards
+        let workers = plan.parallelBlocks ? Parallel.threads : 1
+        let blockFloats = g.rows * plan.step * wo
+        let transposed = outChannels <= 256 && plan.blocks > 1
+        let maskFloats = blockMask ? outChannels * plan.step * wo : 0
+        let perWorker = 2 * blockFloats + maskFloats
+        let weightFloats = g.rows * outChannels, biasFloats = blockMask && bias != nil ? outChannels : 0
+        let shardFloats = weightFloats + biasFloats
+        // The shard buffers hold the whole weight (and bias) gradient of their blocks; the plain
+        // form with one shard accumulates straight into dW.
+        let direct = shards == 1 && !transposed
+        let scratch = ctx.workspace.floats(workers * perWorker + (direct ? 0 : shards * shardFloats))
+        let partial = scratch + workers * perWorker
+        if !direct { zeroFloats(partial, shards * shardFloats) }
         if inputGradient { gradInput.zero() }
-        for first in Swift.stride(from: 0, to: g.batch * g.outHeight, by: step) {
-            let rows = first ..< min(first + step, g.batch * g.outHeight)
-            let n = rows.count * wo
-            // The block of dy: in place (row stride N·Ho·Wo), or masked into `masked` (stride n).
-            var (dyBlock, ld) = (dy.data + first * wo, g.columns)
-            if blockMask {
-                maskBlock(dy.data, output.data, masked, first * wo ..< first * wo + n, g.columns, rows: outChannels, bias: db)
-                (dyBlock, ld) = (masked, n)
+        func shard(_ s: Int, _ worker: Int, gemm: GEMM) {
+            let col = scratch + worker * perWorker
+            let dcol = col + blockFloats, masked = dcol + blockFloats
+            let dWs = direct ? dW : partial + s * shardFloats
+            let dbs: UnsafeMutablePointer<Float>? = biasFloats == 0 ? nil
+                : direct ? store.grad(bias!) : partial + s * shardFloats + weightFloats
+            for b in plan.blocks(shard: s) {
+                let rows = plan.rows(block: b), first = rows.lowerBound
+                let n = rows.count * wo
+                // The block of dy: in place (row stride N·Ho·Wo), or masked into `masked` (stride n).
+                var (dyBlock, ld) = (dy.data + first * wo, g.columns)
+                if blockMask {
+                    maskBlock(dy.data, output.data, masked, first * wo ..< first * wo + n, g.columns, rows: outChannels, bias: dbs)
+                    (dyBlock, ld) = (masked, n)
+                }
+                im2col(x.data, col, g, outputRows: rows)
+                if transposed {
+                    gemm(false, true, g.rows, outChannels, n, 1, col, n, dyBlock, ld, 1, dWs, outChannels)
+                } else {
+                    gemm(false, true, outChannels, g.rows, n, 1, dyBlock, ld, col, n, 1, dWs, g.rows)
+                }
+                guard inputGradient else { continue }
+                gemm(true, false, g.rows, n, outChannels, 1, w, g.rows, dyBlock, ld, 0, dcol, n)
+                col2imAdd(dcol, gradInput.data, g, outputRows: rows)
             }
-            im2col(x.data, col, g, outputRows: rows)
-            if transposed {
-                sgemm(transB: true, m: g.rows, n: outChannels, k: n, a: col, lda: n,
-                      b: dyBlock, ldb: ld, beta: 1, c: dWt, ldc: outChannels)
-            } else {
-                sgemm(transB: true, m: outChannels, n: g.rows, k: n, a: dyBlock, lda: ld,
-                      b: col, ldb: n, beta: 1, c: dW, ldc: g.rows)
-            }
-            guard inputGradient else { continue }
-            sgemm(transA: true, m: g.rows, n: n, k: outChannels, a: w, lda: g.rows,
-                  b: dyBlock, ldb: ld, beta: 0, c: dcol, ldc: n)
-            col2imAdd(dcol, gradInput.data, g, outputRows: rows)
         }
-        if transposed {
-            let (k, cout) = (g.rows, outChannels)
-            for o in 0 ..< cout {
-                let row = dW + o * k
-                for r in 0 ..< k { row[r] += dWt[r * cout + o] }
+        if plan.parallelBlocks {
+            plan.forEachShard { s, worker in shard(s, worker, gemm: sgemmSerial) }
+        } else {
+            shard(0, 0, gemm: sgemm)
+        }
+        if !direct {
+            addShards(partial, shards: shards, stride: shardFloats, count: weightFloats, into: dW,
+                      transposed: transposed ? (g.rows, outChannels) : nil)
+            if biasFloats > 0 {
+                addShards(partial + weightFloats, shards: shards, stride: shardFloats, count: biasFloats, into: store.grad(bias!))
             }
         }
         return gradInput
@@ -156,9 +182,11 @@ public final class Conv2d: Module, InputGradientOptional {
 
 /// y[o, cols] = max(0, y[o, cols]) for o in 0..<rows of a matrix with row stride `stride`.
 private func clampBlock(_ y: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ stride: Int, rows: Int) {
-    for o in 0 ..< rows {
-        let r = y + o * stride + cols.lowerBound
-        for i in 0 ..< cols.count { r[i] = max(r[i], 0) }
+    Parallel.chunks(rows, work: rows * cols.count) { start, end in
+        for o in start ..< end {
+            let r = y + o * stride + cols.lowerBound
+            for i in 0 ..< cols.count { r[i] = max(r[i], 0) }
+        }
     }
 }
 
@@ -167,10 +195,12 @@ private func clampBlock(_ y: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ 
 private func maskBlock(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ masked: UnsafeMutablePointer<Float>,
                        _ cols: Range<Int>, _ stride: Int, rows: Int, bias db: UnsafeMutablePointer<Float>?) {
     let n = cols.count
-    for o in 0 ..< rows {
-        let (g, yr, m) = (dy + o * stride + cols.lowerBound, y + o * stride + cols.lowerBound, masked + o * n)
-        for i in 0 ..< n { let gi = g[i]; m[i] = yr[i] > 0 ? gi : 0 }   // select, not branch
-        if let db { db[o] += sum(m, n) }
+    Parallel.chunks(rows, work: 2 * rows * n) { start, end in
+        for o in start ..< end {
+            let (g, yr, m) = (dy + o * stride + cols.lowerBound, y + o * stride + cols.lowerBound, masked + o * n)
+            for i in 0 ..< n { let gi = g[i]; m[i] = yr[i] > 0 ? gi : 0 }   // select, not branch
+            if let db { db[o] += sum(m, n) }
+        }
     }
 }
 

@@ -54,7 +54,9 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         let (y, plane) = (output.data, g.batch * g.height * g.width)
         if let bias {
             let b = store.value(bias)
-            for o in 0 ..< outChannels { (y + o * plane).update(repeating: b[o], count: plane) }
+            Parallel.chunks(outChannels, work: outChannels * plane) { start, end in
+                for o in start ..< end { (y + o * plane).update(repeating: b[o], count: plane) }
+            }
         } else {
             output.zero()
         }
@@ -79,7 +81,9 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         checkShape(dy.count == output.count, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
         if let bias {
             let db = store.grad(bias), plane = g.batch * g.height * g.width, d = dy.data
-            for o in 0 ..< outChannels { db[o] += Float(blockedSum(plane) { d[o * plane + $0] }) }
+            Parallel.chunks(outChannels, work: outChannels * plane) { start, end in
+                for o in start ..< end { db[o] += Float(blockedSum(plane) { d[o * plane + $0] }) }
+            }
         }
         let inputGradient = computesInputGradient
         if inputGradient { gradInput.resize(x.shape) }

@@ -44,6 +44,9 @@ public final class Context {
     public var random: RandomGenerator
     /// Scratch memory shared by all layers (im2col columns), sized to the largest request.
     public let workspace = Workspace()
+    /// When set, layers called as `layer(x, ctx)` / `layer.gradient(dy, ctx)` record their time
+    /// here (`fkp bench train --profile`).
+    public var profile: LayerProfile?
 
     public init(training: Bool = true, seed: UInt64 = 0) {
         self.training = training

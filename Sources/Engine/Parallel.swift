@@ -1,22 +1,24 @@
 import COpenBLAS
-import Dispatch
 
-/// Thread settings: OpenBLAS runs the GEMMs; element-wise work that is large enough is split
-/// into `threads` chunks with `Parallel.chunks`.
+/// Thread settings. The engine's one `WorkerPool` runs everything in parallel: element-wise loops
+/// split with `chunks`, GEMMs split into fixed tiles (BLAS.swift), convolutions into column blocks.
+/// OpenBLAS itself always runs one thread per call, on whichever pool thread calls it.
 public enum Parallel {
-    nonisolated(unsafe) public private(set) static var threads = 1
+    nonisolated(unsafe) public private(set) static var pool = WorkerPool(threads: 1)
+    public static var threads: Int { pool.threads }
 
-    /// Sets the thread count for OpenBLAS and for the engine's own loops.
+    /// Sets the thread count of the engine (its pool; OpenBLAS stays single-threaded per call).
     public static func setThreads(_ n: Int) {
-        threads = max(1, n)
-        openblas_set_num_threads(Int32(threads))
+        openblas_set_num_threads(1)
+        if max(1, n) != pool.threads { pool = WorkerPool(threads: n) }
     }
 
-    /// Below this many elements, splitting costs more than it saves.
+    /// Below this many element-operations a piece costs more to hand out than it saves.
     public static let minimumWork = 32_768
 
     /// Calls `body(start, end)` on disjoint chunks covering 0..<count, in parallel when the work
-    /// (count × cost per item, in element-operations) is large enough.
+    /// (count × cost per item, in element-operations) is large enough. Chunk boundaries depend on
+    /// the thread count: bodies must give the same result for any split (no cross-item sums).
     @inlinable
     public static func chunks(_ count: Int, work: Int, _ body: (Int, Int) -> Void) {
         let parts = min(threads, count, max(1, work / minimumWork))
@@ -24,7 +26,7 @@ public enum Parallel {
             body(0, count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        pool.run(pieces: parts) { part, _ in
             let start = count * part / parts
             let end = count * (part + 1) / parts
             if start < end { body(start, end) }

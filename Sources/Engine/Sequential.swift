@@ -10,13 +10,13 @@ public final class Sequential: Module {
 
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         var h = x
-        for layer in layers { h = layer.forward(h, ctx) }
+        for layer in layers { h = layer(h, ctx) }
         return h
     }
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         var g = dy
-        for layer in layers.reversed() { g = layer.backward(g, ctx) }
+        for layer in layers.reversed() { g = layer.gradient(g, ctx) }
         return g
     }
 }

@@ -61,7 +61,7 @@ public final class Tensor {
         count = n
     }
 
-    public func zero() { data.update(repeating: 0, count: count) }
+    public func zero() { zeroFloats(data, count) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
 
@@ -98,9 +98,11 @@ public enum Layout {
             dst.update(from: src, count: n * c * plane)
             return
         }
-        for i in 0 ..< n {
-            for j in 0 ..< c {
-                (dst + (j * n + i) * plane).update(from: src + (i * c + j) * plane, count: plane)
+        Parallel.chunks(n, work: n * c * plane) { start, end in
+            for i in start ..< end {
+                for j in 0 ..< c {
+                    (dst + (j * n + i) * plane).update(from: src + (i * c + j) * plane, count: plane)
+                }
             }
         }
     }
@@ -119,4 +121,9 @@ public enum Layout {
         nchw.withUnsafeBufferPointer { swapNC($0.baseAddress!, t.data, n: shape[0], c: shape[1], plane: shape[2] * shape[3]) }
         return t
     }
+}
+
+/// p[0..<count] = 0, split over the pool.
+public func zeroFloats(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    Parallel.chunks(count, work: count) { start, end in (p + start).update(repeating: 0, count: end - start) }
 }

@@ -32,7 +32,7 @@ public final class Batch: @unchecked Sendable {
     public internal(set) var epoch = 0
     /// Position of this batch within its epoch.
     public internal(set) var index = 0
-    /// capacity×1×height×width, (grey - 0.5) / 0.5; the first `count` samples are valid.
+    /// capacity×1×height×width, grey normalised by `LoaderOptions.normalisation`; the first `count` samples are valid.
     public internal(set) var images: [Float]
     /// capacity×2K: x / width, y / height in the crop, for the selected keypoints.
     public internal(set) var keypoints: [Float]

@@ -3,6 +3,22 @@
 /// jitter and normalisation, keypoints through the same matrix (relabelled on flips), heatmaps.
 import Foundation
 
+/// The map from grey values in [0, 1] to model input, (v - mean) / std, and back. `standard` is the
+/// one place its constants are written: the loader applies it, checkpoints store it, and pictures,
+/// evaluation and predict invert or apply the stored one.
+public struct PixelNormalisation: Codable, Equatable, Sendable {
+    public var mean: Float
+    public var std: Float
+
+    /// [0, 1] → [-1, 1].
+    public static let standard = PixelNormalisation(mean: 0.5, std: 0.5)
+
+    public init(mean: Float, std: Float) { self.mean = mean; self.std = std }
+
+    @inline(__always) public func normalise(_ grey: Float) -> Float { (grey - mean) / std }
+    @inline(__always) public func denormalise(_ value: Float) -> Float { value * std + mean }
+}
+
 /// Everything that shapes a sample and a batch.
 public struct LoaderOptions: Sendable {
     /// Output crop size in pixels.
@@ -21,6 +37,8 @@ public struct LoaderOptions: Sendable {
     public var enlargement: Float = 0.2
     /// Grey value for pixels from outside the image.
     public var fill: Float = 0
+    /// Grey values → model input.
+    public var normalisation = PixelNormalisation.standard
     /// Fail on the first bad sample instead of skipping it with a warning.
     public var strict = false
     /// Seeds shuffling and augmentation.
@@ -130,7 +148,7 @@ public struct SamplePipeline: Sendable {
         return .identity
     }
 
-    /// Writes one sample: `image` (width×height, normalised (grey - 0.5) / 0.5), `keypoints` (2K,
+    /// Writes one sample: `image` (width×height, grey normalised by `options.normalisation`), `keypoints` (2K,
     /// x / width, y / height), `heatmaps` (K planes, when configured).
     public func prepare(_ record: FaceRecord, index: Int, augmentation: Augmentation,
                         image: UnsafeMutablePointer<Float>, keypoints: UnsafeMutablePointer<Float>,
@@ -139,9 +157,10 @@ public struct SamplePipeline: Sendable {
         let m = cropTransform(for: record).followed(by: augmentation.transform(width: w, height: h))
         record.image.warp(by: m, into: image, width: w, height: h, fill: options.fill)
         let photometric = augmentation.brightness != 0 || augmentation.contrast != 1
+        let normalisation = options.normalisation
         for i in 0..<(w * h) {
             let v = photometric ? augmentation.photometric(image[i]) : image[i]
-            image[i] = (v - 0.5) * 2
+            image[i] = normalisation.normalise(v)
         }
         if let heatmaps { heatmaps.initialize(repeating: 0, count: keypointCount * heatmapPlaneSize) }
         for (j, label) in labels.enumerated() {
@@ -174,10 +193,17 @@ public struct SamplePipeline: Sendable {
                 }
             }
         }
-        for i in 0..<image.count { image[i] = image[i] * 0.5 + 0.5 }
+        for i in 0..<image.count { image[i] = options.normalisation.denormalise(image[i]) }
         for j in 0..<keypointCount { points[2 * j] *= Float(options.width); points[2 * j + 1] *= Float(options.height) }
         return PreparedSample(image: GreyImage(width: options.width, height: options.height, pixels: image),
                               keypoints: points, heatmaps: planes, info: info)
+    }
+
+    /// Sample `i` of a batch this pipeline prepared, back as grey values in [0, 1] (pictures).
+    public func crop(_ batch: Batch, _ i: Int) -> GreyImage {
+        let plane = batch.width * batch.height
+        return GreyImage(width: batch.width, height: batch.height,
+                         pixels: batch.images[(i * plane) ..< ((i + 1) * plane)].map(options.normalisation.denormalise))
     }
 
     /// Normalised keypoints of one sample (as in `Batch.keypoints`, or a model's predictions) →

@@ -16,13 +16,13 @@ public final class NamedSequential: Module {
 
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         var h = x
-        for (_, layer) in named { h = layer.forward(h, ctx) }
+        for (_, layer) in named { h = layer(h, ctx) }
         return h
     }
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         var g = dy
-        for (_, layer) in named.reversed() { g = layer.backward(g, ctx) }
+        for (_, layer) in named.reversed() { g = layer.gradient(g, ctx) }
         return g
     }
 }

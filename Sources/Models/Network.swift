@@ -78,7 +78,7 @@ public final class Network {
     public func forward(_ input: Tensor) -> Tensor {
         checkShape(input.shape.count == 4 && input.c == 1 && input.h == config.inputHeight && input.w == config.inputWidth,
                    config.name, "input shape \(input.shape), expected [N, 1, \(config.inputHeight), \(config.inputWidth)]")
-        let y = root.forward(input, context)
+        let y = root(input, context)
         guard case .heatmaps = outputKind, y.n > 1 else { return y }
         nchwOutput.resize(y.shape)
         Layout.swapNC(y.data, nchwOutput.data, n: y.c, c: y.n, plane: y.h * y.w)
@@ -93,7 +93,7 @@ public final class Network {
             Layout.swapNC(g.data, cnhwGradient.data, n: g.n, c: g.c, plane: g.h * g.w)
             g = cnhwGradient
         }
-        _ = root.backward(g, context)
+        _ = root.gradient(g, context)
     }
 
     /// PyTorch's `print(model)` text, then a last line `parameters: N`.

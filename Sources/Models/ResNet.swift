@@ -17,12 +17,12 @@ final class ResNet: Module {
     let macsPerImage: Int
 
     init(_ store: ParameterStore, kind: BlockKind, blocks: [Int], outputs: Int, width: Int,
-         height h0: Int, width w0: Int, rng: RandomGenerator.Box, profile: LayerProfile?) {
-        let b = ConvBuilder(store, rng, height: h0, width: w0, profile: profile)
+         height h0: Int, width w0: Int, rng: RandomGenerator.Box) {
+        let b = ConvBuilder(store, rng, height: h0, width: w0)
         conv1 = b.conv("conv1", 1, width, kernel: 7, stride: 2, padding: 3)
         bn1 = b.bn("bn1", width, fusedReLU: true)
         relu = b.relu()
-        maxpool = timed(MaxPool2d(kernel: 3, stride: 2, padding: 1), profile)
+        maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
         b.pool(kernel: 3, stride: 2, padding: 1)
         var inplanes = width
         var built: [Sequential] = []
@@ -41,9 +41,9 @@ final class ResNet: Module {
             built.append(Sequential(stage))
         }
         layers = built
-        avgpool = timed(AdaptiveAvgPool2d(), profile)
-        flatten = timed(Flatten(), profile)
-        fc = timed(Linear(store, "fc", inplanes, outputs, rng: rng), profile)
+        avgpool = AdaptiveAvgPool2d()
+        flatten = Flatten()
+        fc = Linear(store, "fc", inplanes, outputs, rng: rng)
         macsPerImage = b.macs + inplanes * outputs
     }
 
@@ -55,15 +55,15 @@ final class ResNet: Module {
     }
 
     func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
-        var h = maxpool.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx)
-        for layer in layers { h = layer.forward(h, ctx) }
-        return fc.forward(flatten.forward(avgpool.forward(h, ctx), ctx), ctx)
+        var h = maxpool(bn1(conv1(x, ctx), ctx), ctx)
+        for layer in layers { h = layer(h, ctx) }
+        return fc(flatten(avgpool(h, ctx), ctx), ctx)
     }
 
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
-        var g = avgpool.backward(flatten.backward(fc.backward(dy, ctx), ctx), ctx)
-        for layer in layers.reversed() { g = layer.backward(g, ctx) }
-        return conv1.backward(bn1.backward(maxpool.backward(g, ctx), ctx), ctx)
+        var g = avgpool.gradient(flatten.gradient(fc.gradient(dy, ctx), ctx), ctx)
+        for layer in layers.reversed() { g = layer.gradient(g, ctx) }
+        return conv1.gradient(bn1.gradient(maxpool.gradient(g, ctx), ctx), ctx)
     }
 }
 
@@ -72,7 +72,6 @@ final class BasicBlock: Module {
     let conv1, bn1, relu, conv2, bn2: Module
     let downsample: Sequential?
     let add = Add(fusedReLU: true)
-    let profile: LayerProfile?
 
     init(_ b: ConvBuilder, _ name: String, _ inplanes: Int, _ planes: Int, stride: Int, downsample: Bool) {
         let (h, w) = (b.height, b.width)
@@ -81,7 +80,6 @@ final class BasicBlock: Module {
         relu = b.relu()
         conv2 = b.conv("\(name).conv2", planes, planes, kernel: 3, stride: 1, padding: 1)
         bn2 = b.bn("\(name).bn2", planes)
-        profile = b.profile
         self.downsample = downsample ? b.downsample(name, inplanes, planes, stride: stride, from: (h, w)) : nil
     }
 
@@ -92,17 +90,15 @@ final class BasicBlock: Module {
     }
 
     func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
-        let identity = downsample?.forward(x, ctx) ?? x
-        let out = bn2.forward(conv2.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx), ctx)
-        guard let profile else { return add.forward(out, identity, ctx) }
-        return profile.time("Add") { add.forward(out, identity, ctx) }
+        let identity = downsample?(x, ctx) ?? x
+        let out = bn2(conv2(bn1(conv1(x, ctx), ctx), ctx), ctx)
+        return add(out, identity, ctx)
     }
 
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
-        let g = profile.map { p in p.time("Add", backward: true) { add.backward(dy, ctx) } } ?? add.backward(dy, ctx)
-        let dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(g, ctx), ctx), ctx), ctx)
-        let identityGrad = downsample?.backward(g, ctx) ?? g
-        if let profile { profile.time("Add", backward: true) { addInPlace(dx, identityGrad) } } else { addInPlace(dx, identityGrad) }
+        let g = add.gradient(dy, ctx)
+        let dx = conv1.gradient(bn1.gradient(conv2.gradient(bn2.gradient(g, ctx), ctx), ctx), ctx)
+        addInPlace(dx, downsample?.gradient(g, ctx) ?? g, ctx)
         return dx
     }
 }
@@ -112,7 +108,6 @@ final class Bottleneck: Module {
     let conv1, bn1, conv2, bn2, conv3, bn3, relu: Module
     let downsample: Sequential?
     let add = Add(fusedReLU: true)
-    let profile: LayerProfile?
 
     init(_ b: ConvBuilder, _ name: String, _ inplanes: Int, _ planes: Int, stride: Int, downsample: Bool) {
         let (h, w) = (b.height, b.width)
@@ -123,7 +118,6 @@ final class Bottleneck: Module {
         conv3 = b.conv("\(name).conv3", planes, planes * 4, kernel: 1, stride: 1, padding: 0)
         bn3 = b.bn("\(name).bn3", planes * 4)
         relu = b.relu()
-        profile = b.profile
         self.downsample = downsample ? b.downsample(name, inplanes, planes * 4, stride: stride, from: (h, w)) : nil
     }
 
@@ -134,21 +128,19 @@ final class Bottleneck: Module {
     }
 
     func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
-        let identity = downsample?.forward(x, ctx) ?? x
-        var out = bn1.forward(conv1.forward(x, ctx), ctx)
-        out = bn2.forward(conv2.forward(out, ctx), ctx)
-        out = bn3.forward(conv3.forward(out, ctx), ctx)
-        guard let profile else { return add.forward(out, identity, ctx) }
-        return profile.time("Add") { add.forward(out, identity, ctx) }
+        let identity = downsample?(x, ctx) ?? x
+        var out = bn1(conv1(x, ctx), ctx)
+        out = bn2(conv2(out, ctx), ctx)
+        out = bn3(conv3(out, ctx), ctx)
+        return add(out, identity, ctx)
     }
 
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
-        let g = profile.map { p in p.time("Add", backward: true) { add.backward(dy, ctx) } } ?? add.backward(dy, ctx)
-        var d = conv3.backward(bn3.backward(g, ctx), ctx)
-        d = conv2.backward(bn2.backward(d, ctx), ctx)
-        let dx = conv1.backward(bn1.backward(d, ctx), ctx)
-        let identityGrad = downsample?.backward(g, ctx) ?? g
-        if let profile { profile.time("Add", backward: true) { addInPlace(dx, identityGrad) } } else { addInPlace(dx, identityGrad) }
+        let g = add.gradient(dy, ctx)
+        var d = conv3.gradient(bn3.gradient(g, ctx), ctx)
+        d = conv2.gradient(bn2.gradient(d, ctx), ctx)
+        let dx = conv1.gradient(bn1.gradient(d, ctx), ctx)
+        addInPlace(dx, downsample?.gradient(g, ctx) ?? g, ctx)
         return dx
     }
 }
@@ -161,14 +153,13 @@ final class ConvBuilder {
     let rng: RandomGenerator.Box
     private(set) var height, width: Int
     private(set) var macs = 0
-    let profile: LayerProfile?
 
-    init(_ store: ParameterStore, _ rng: RandomGenerator.Box, height: Int, width: Int, profile: LayerProfile?) {
-        self.store = store; self.rng = rng; self.height = height; self.width = width; self.profile = profile
+    init(_ store: ParameterStore, _ rng: RandomGenerator.Box, height: Int, width: Int) {
+        self.store = store; self.rng = rng; self.height = height; self.width = width
     }
 
     func bn(_ name: String, _ channels: Int, fusedReLU: Bool = false) -> Module {
-        timed(BatchNorm2d(store, name, channels, fusedReLU: fusedReLU), profile)
+        BatchNorm2d(store, name, channels, fusedReLU: fusedReLU)
     }
 
     /// The printed `ReLU(inplace=True)`: its work is done by the fused BatchNorm / Add before it.
@@ -181,7 +172,7 @@ final class ConvBuilder {
         height = windowOutput(height, kernel: kernel, stride: stride, padding: padding)
         width = windowOutput(width, kernel: kernel, stride: stride, padding: padding)
         macs += height * width * outC * inC * kernel * kernel
-        return timed(conv, profile)
+        return conv
     }
 
     func pool(kernel: Int, stride: Int, padding: Int) {
@@ -195,6 +186,6 @@ final class ConvBuilder {
         let conv = Conv2d(store, "\(name).downsample.0", inC, outC, kernel: 1, stride: stride, bias: false,
                           rng: rng, weightInit: Initializer.normal(std: std, rng))
         macs += windowOutput(input.0, kernel: 1, stride: stride) * windowOutput(input.1, kernel: 1, stride: stride) * inC * outC
-        return Sequential([timed(conv, profile), bn("\(name).downsample.1", outC)])
+        return Sequential([conv, bn("\(name).downsample.1", outC)])
     }
 }

@@ -6,7 +6,7 @@ enum SmallNets {
     /// 2×2 max-pool stages (16, 32, 32 channels; each pool halves the image) and a 64-unit hidden
     /// layer. About 9 MMAC per image: small enough to train in seconds.
     ///   features.{0,3,6}  Conv2d   regressor.{1,3}  Linear
-    static func noseNet(_ config: ModelConfig, profile: LayerProfile?) throws -> Network {
+    static func noseNet(_ config: ModelConfig) throws -> Network {
         let (h, w) = (config.inputHeight / 8, config.inputWidth / 8)
         guard h >= 1, w >= 1 else { throw ModelError.invalidConfig("nosenet needs an input of at least 8×8, got \(config.inputHeight)×\(config.inputWidth)") }
         let store = ParameterStore()
@@ -22,14 +22,14 @@ enum SmallNets {
             macs += ih * iw * inC * outC * 9
             (ih, iw, inC) = (ih / 2, iw / 2, outC)
         }
-        let features = stack(layers, profile)
+        let features = Sequential(layers)
         let flat = 32 * h * w
-        let regressor = stack([
+        let regressor = Sequential([
             Flatten(),
             Linear(store, "regressor.1", flat, 64, rng: rng),
             ReLU(),
             Linear(store, "regressor.3", 64, config.outputs, rng: rng),
-        ], profile)
+        ])
         macs += flat * 64 + 64 * config.outputs
         let root = NamedSequential("NoseNet", [("features", features), ("regressor", regressor)])
         skipInputGradient(root)
@@ -41,7 +41,7 @@ enum SmallNets {
     ///   l1 = [Conv2d(1,16,3,s2), ReLU]           l2 = [Conv2d(16,16,3,s2), ReLU, MaxPool2d(2,2)]
     ///   l3 = [Conv2d(16,32,3), ReLU]             l4 = [Conv2d(32,32,3), ReLU, MaxPool2d(2,2)]
     ///   fc0 = [Flatten, Dropout(0.5), Linear(1120,512), ReLU]   fc1 = Linear(512,116)
-    static func faceNet(_ config: ModelConfig, dropout: Float, profile: LayerProfile?) throws -> Network {
+    static func faceNet(_ config: ModelConfig, dropout: Float) throws -> Network {
         func size(_ n: Int) -> Int {
             let a = windowOutput(n, kernel: 3, stride: 2), b = windowOutput(a, kernel: 3, stride: 2)
             return (b / 2 - 4) / 2
@@ -58,22 +58,17 @@ enum SmallNets {
             + flat * 512 + 512 * config.outputs
         // The convolutions' ReLUs are fused into them (the modules stay for the printed summary).
         let relu = { ReLU(fusedIntoPrevious: true) }
-        let l1 = stack([Conv2d(store, "l1.0", 1, 16, kernel: 3, stride: 2, rng: rng, fusedReLU: true), relu()], profile)
-        let l2 = stack([Conv2d(store, "l2.0", 16, 16, kernel: 3, stride: 2, rng: rng, fusedReLU: true), relu(),
-                        MaxPool2d(kernel: 2, stride: 2)], profile)
-        let l3 = stack([Conv2d(store, "l3.0", 16, 32, kernel: 3, rng: rng, fusedReLU: true), relu()], profile)
-        let l4 = stack([Conv2d(store, "l4.0", 32, 32, kernel: 3, rng: rng, fusedReLU: true), relu(),
-                        MaxPool2d(kernel: 2, stride: 2)], profile)
-        let fc0 = stack([Flatten(), Dropout(p: dropout), Linear(store, "fc0.2", flat, 512, rng: rng), ReLU()], profile)
-        let fc1 = timed(Linear(store, "fc1", 512, config.outputs, rng: rng), profile)
+        let l1 = Sequential([Conv2d(store, "l1.0", 1, 16, kernel: 3, stride: 2, rng: rng, fusedReLU: true), relu()])
+        let l2 = Sequential([Conv2d(store, "l2.0", 16, 16, kernel: 3, stride: 2, rng: rng, fusedReLU: true), relu(),
+                             MaxPool2d(kernel: 2, stride: 2)])
+        let l3 = Sequential([Conv2d(store, "l3.0", 16, 32, kernel: 3, rng: rng, fusedReLU: true), relu()])
+        let l4 = Sequential([Conv2d(store, "l4.0", 32, 32, kernel: 3, rng: rng, fusedReLU: true), relu(),
+                             MaxPool2d(kernel: 2, stride: 2)])
+        let fc0 = Sequential([Flatten(), Dropout(p: dropout), Linear(store, "fc0.2", flat, 512, rng: rng), ReLU()])
+        let fc1 = Linear(store, "fc1", 512, config.outputs, rng: rng)
         let root = NamedSequential("FaceNet", [("l1", l1), ("l2", l2), ("l3", l3), ("l4", l4), ("fc0", fc0), ("fc1", fc1)])
         skipInputGradient(root)
         return Network(config: config, store: store, root: root, outputKind: .regression(count: config.outputs),
                        macsPerImage: macs)
     }
-}
-
-/// nn.Sequential of `layers`, each timed when profiling.
-func stack(_ layers: [Module], _ profile: LayerProfile?) -> Sequential {
-    Sequential(layers.map { timed($0, profile) })
 }

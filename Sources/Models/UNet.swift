@@ -18,12 +18,9 @@ final class UNet: Module {
     let concats = (0 ..< 4).map { _ in ChannelConcat() }
     let conv: Module
     let macsPerImage: Int
-    let profile: LayerProfile?
 
-    init(_ store: ParameterStore, features f: Int, outputs: Int, height: Int, width: Int, rng: RandomGenerator.Box,
-         profile: LayerProfile?) {
-        self.profile = profile
-        pools = (0 ..< 4).map { _ in timed(MaxPool2d(kernel: 2, stride: 2), profile) }
+    init(_ store: ParameterStore, features f: Int, outputs: Int, height: Int, width: Int, rng: RandomGenerator.Box) {
+        pools = (0 ..< 4).map { _ in MaxPool2d(kernel: 2, stride: 2) }
         var macs = 0
         // Encoders first, then the bottleneck, upconvs and decoders from the deepest level up:
         // the declaration order of PyTorch's state_dict.
@@ -32,33 +29,33 @@ final class UNet: Module {
         for level in 0 ..< 4 {
             let c = f << level
             let plane = (height >> level) * (width >> level)
-            encoders.append(UNet.block(store, "encoder\(level + 1)", "enc\(level + 1)", inC, c, rng, profile))
+            encoders.append(UNet.block(store, "encoder\(level + 1)", "enc\(level + 1)", inC, c, rng))
             macs += plane * 9 * (inC * c + c * c)
             inC = c
         }
         self.encoders = encoders
         let deepest = (height >> 4) * (width >> 4)
-        bottleneck = UNet.block(store, "bottleneck", "bottleneck", 8 * f, 16 * f, rng, profile)
+        bottleneck = UNet.block(store, "bottleneck", "bottleneck", 8 * f, 16 * f, rng)
         macs += deepest * 9 * (8 * f * 16 * f + 16 * f * 16 * f)
         var ups: [Module?] = Array(repeating: nil, count: 4)
         var decs: [NamedSequential?] = Array(repeating: nil, count: 4)
         for level in (0 ..< 4).reversed() {
             let c = f << level
             let plane = (height >> level) * (width >> level)
-            ups[level] = timed(ConvTranspose2d(store, "upconv\(level + 1)", 2 * c, c, kernel: 2, stride: 2, bias: true, rng: rng), profile)
-            decs[level] = UNet.block(store, "decoder\(level + 1)", "dec\(level + 1)", 2 * c, c, rng, profile)
+            ups[level] = ConvTranspose2d(store, "upconv\(level + 1)", 2 * c, c, kernel: 2, stride: 2, bias: true, rng: rng)
+            decs[level] = UNet.block(store, "decoder\(level + 1)", "dec\(level + 1)", 2 * c, c, rng)
             macs += (plane / 4) * 2 * c * c * 4 + plane * 9 * (2 * c * c + c * c)
         }
         upconvs = ups.map { $0! }
         decoders = decs.map { $0! }
-        conv = timed(Conv2d(store, "conv", f, outputs, kernel: 1, rng: rng), profile)
+        conv = Conv2d(store, "conv", f, outputs, kernel: 1, rng: rng)
         macsPerImage = macs + height * width * f * outputs
     }
 
     /// `_block`: Sequential(OrderedDict) of {prefix}conv1, norm1, relu1, conv2, norm2, relu2. The
     /// ReLUs are fused into the BatchNorms (the modules remain for the printed summary).
     static func block(_ store: ParameterStore, _ name: String, _ prefix: String, _ inC: Int, _ c: Int,
-                      _ rng: RandomGenerator.Box, _ profile: LayerProfile?) -> NamedSequential {
+                      _ rng: RandomGenerator.Box) -> NamedSequential {
         let layers: [(String, Module)] = [
             ("\(prefix)conv1", Conv2d(store, "\(name).\(prefix)conv1", inC, c, kernel: 3, padding: 1, bias: false, rng: rng)),
             ("\(prefix)norm1", BatchNorm2d(store, "\(name).\(prefix)norm1", c, fusedReLU: true)),
@@ -67,7 +64,7 @@ final class UNet: Module {
             ("\(prefix)norm2", BatchNorm2d(store, "\(name).\(prefix)norm2", c, fusedReLU: true)),
             ("\(prefix)relu2", ReLU(inplace: true, fusedIntoPrevious: true)),
                 ]
-        return NamedSequential("Sequential", layers.map { ($0.0, timed($0.1, profile)) })
+        return NamedSequential("Sequential", layers)
     }
 
     var typeDescription: String { "UNet" }
@@ -85,36 +82,32 @@ final class UNet: Module {
         var skips: [Tensor] = []
         var h = x
         for level in 0 ..< 4 {
-            let e = encoders[level].forward(h, ctx)
+            let e = encoders[level](h, ctx)
             skips.append(e)
-            h = pools[level].forward(e, ctx)
+            h = pools[level](e, ctx)
         }
-        h = bottleneck.forward(h, ctx)
+        h = bottleneck(h, ctx)
         for level in (0 ..< 4).reversed() {
-            let up = upconvs[level].forward(h, ctx)
-            let cat = profile.map { p in p.time("ChannelConcat") { concats[level].forward(up, skips[level], ctx) } }
-                ?? concats[level].forward(up, skips[level], ctx)
-            h = decoders[level].forward(cat, ctx)
+            let up = upconvs[level](h, ctx)
+            h = decoders[level](concats[level](up, skips[level], ctx), ctx)
         }
-        return conv.forward(h, ctx)
+        return conv(h, ctx)
     }
 
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
-        var g = conv.backward(dy, ctx)
+        var g = conv.gradient(dy, ctx)
         var skipGrads: [Tensor] = Array(repeating: g, count: 4)
         for level in 0 ..< 4 {
-            let dCat = decoders[level].backward(g, ctx)
-            let (dUp, dSkip) = profile.map { p in p.time("ChannelConcat", backward: true) { concats[level].backward(dCat, ctx) } }
-                ?? concats[level].backward(dCat, ctx)
+            let (dUp, dSkip) = concats[level].gradient(decoders[level].gradient(g, ctx), ctx)
             skipGrads[level] = dSkip
-            g = upconvs[level].backward(dUp, ctx)
+            g = upconvs[level].gradient(dUp, ctx)
         }
-        g = bottleneck.backward(g, ctx)
+        g = bottleneck.gradient(g, ctx)
         // Each encoder output feeds its pool and (as the skip) its decoder: the gradients add.
         for level in (0 ..< 4).reversed() {
-            g = pools[level].backward(g, ctx)
-            if let profile { profile.time("Add", backward: true) { addInPlace(g, skipGrads[level]) } } else { addInPlace(g, skipGrads[level]) }
-            g = encoders[level].backward(g, ctx)
+            g = pools[level].gradient(g, ctx)
+            addInPlace(g, skipGrads[level], ctx)
+            g = encoders[level].gradient(g, ctx)
         }
         return g
     }

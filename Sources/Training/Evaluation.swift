@@ -35,9 +35,9 @@ public enum Evaluator {
             // Softmax-trained maps are logits: the soft-argmax the loss trained (whole plane), or for
             // cross-entropy alone a local one over ±3σ around the peak.
             let radius: Int? = switch config.heatmapLoss {
-            case "mse": nil
-            case "softmax-ce": max(1, Int((3 * config.heatmapSigma).rounded(.up)))
-            default: max(w, h)
+            case .mse: nil
+            case .softmaxCE: max(1, Int((3 * config.heatmapSigma).rounded(.up)))
+            case .softargmax: max(w, h)
             }
             return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
                                              cropWidth: w, cropHeight: h, logitRadius: radius)
@@ -55,7 +55,7 @@ public enum Evaluator {
         return try score(loader: loader, normalisingPair: normalisingPair, communicator: communicator, epoch: epoch,
                          keepImages: keepImages) { batch in
             let output = forward(network, batch, into: input)
-            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
+            let target = config.task.target(of: batch)
             let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
             return (Double(value), { i in normalisedPrediction(output, sample: i, config: config, keypoints: k) })
         }
@@ -91,11 +91,8 @@ public enum Evaluator {
                 sums[5] += error.nme < threshold ? (threshold - error.nme) / threshold : 0
                 sums[6] += 1
                 if keepImages {
-                    let plane = batch.width * batch.height
-                    let pixels = batch.images[(i * plane) ..< ((i + 1) * plane)].map { $0 * 0.5 + 0.5 }
                     result.images.append(ImagePrediction(source: info.source, predicted: predicted, truth: truth, error: error,
-                                                         crop: GreyImage(width: batch.width, height: batch.height, pixels: pixels),
-                                                         info: info))
+                                                         crop: loader.pipeline.crop(batch, i), info: info))
                 }
             }
         }

@@ -16,9 +16,7 @@ public final class TrainedModel {
         let state = try TrainingCheckpoint.readBroadcast(URL(fileURLWithPath: path), communicator: communicator)
         config = state.config
         preprocessing = state.preprocessing
-        let p = state.preprocessing
-        markup = KeypointMarkup(name: p.markup, count: p.markupCount, flipPermutation: p.flipPermutation,
-                                normalisingPair: p.normalisingPair.map { ($0[0], $0[1]) })
+        markup = state.preprocessing.keypointMarkup
         network = try ModelZoo.make(state.model, dropout: 0)
         do { try StateDict.load(state.file, into: network.store) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         network.training = false
@@ -26,24 +24,26 @@ public final class TrainedModel {
 
     /// Loader options for evaluating on another dataset with this model's preprocessing.
     public func loaderOptions(batch: Int, strict: Bool) -> LoaderOptions {
-        var c = config
-        c.batch = batch
-        return TrainingData.loaderOptions(c, strict: strict)
+        preprocessing.loaderOptions(batch: batch, strict: strict, seed: config.seed)
     }
 
     /// The NME pair in the model's keypoint indices.
     public var normalisingPair: (Int, Int)? { Trainer.normalisingPair(markup: markup, subset: config.keypoints) }
 
-    public var keypointCount: Int { config.keypoints?.count ?? markup.count }
+    public var keypointCount: Int { preprocessing.keypointCount }
 
     /// Keypoints (original image pixels, interleaved x, y) of one face; `box` nil = the whole image.
     public func predict(image: GreyImage, box: Box?, source: String) throws -> [Float] {
         let pipeline = try SamplePipeline(markup: markup, options: loaderOptions(batch: 1, strict: true))
         let record = FaceRecord(image: image, keypoints: [Float](repeating: 0, count: 2 * markup.count), box: box, source: source)
-        let sample = pipeline.sample(record)
-        let input = Tensor(shape: [1, 1, sample.image.height, sample.image.width], values: sample.image.pixels.map { ($0 - preprocessing.mean) / preprocessing.std })
+        // The loader's own `prepare` writes the input: the same crop and normalisation as training.
+        let input = Tensor(shape: [1, 1, preprocessing.inputHeight, preprocessing.inputWidth])
+        var unusedTargets = [Float](repeating: 0, count: 2 * pipeline.keypointCount)
+        let info = unusedTargets.withUnsafeMutableBufferPointer {
+            pipeline.prepare(record, index: 0, augmentation: .identity, image: input.data, keypoints: $0.baseAddress!, heatmaps: nil)
+        }
         let output = network.forward(input)
         let normalised = Evaluator.normalisedPrediction(output, sample: 0, config: config, keypoints: keypointCount)
-        return pipeline.sourceKeypoints(normalised: normalised, info: sample.info)
+        return pipeline.sourceKeypoints(normalised: normalised, info: info)
     }
 }

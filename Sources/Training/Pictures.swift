@@ -12,9 +12,7 @@ public enum Pictures {
         let n = min(count, batch.count)
         let k = batch.keypointCount
         let tiles: [(GreyImage, [Float], [Float]?)] = (0 ..< n).map { i in
-            let plane = batch.width * batch.height
-            let image = GreyImage(width: batch.width, height: batch.height,
-                                  pixels: batch.images[(i * plane) ..< ((i + 1) * plane)].map { $0 * 0.5 + 0.5 })
+            let image = loader.pipeline.crop(batch, i)
             let points = (0 ..< 2 * k).map { j in batch.keypoints[i * 2 * k + j] * Float(j % 2 == 0 ? batch.width : batch.height) }
             return (image, points, nil)
         }
@@ -120,9 +118,11 @@ public enum Pictures {
         try canvas.writePNG(to: directory.appendingPathComponent("first_layer_filters.png").path)
     }
 
-    /// heatmaps_summed.png and heatmaps_channels.png: a U-Net's predicted heatmaps for one crop.
-    public static func heatmaps(network: Network, crop: GreyImage, logits: Bool, to directory: URL) throws {
-        let input = Tensor(shape: [1, 1, crop.height, crop.width], values: crop.pixels.map { ($0 - 0.5) / 0.5 })
+    /// heatmaps_summed.png and heatmaps_channels.png: a U-Net's predicted heatmaps for one crop
+    /// (grey values in [0, 1], normalised as the model was trained).
+    public static func heatmaps(network: Network, crop: GreyImage, normalisation: PixelNormalisation, logits: Bool,
+                                to directory: URL) throws {
+        let input = Tensor(shape: [1, 1, crop.height, crop.width], values: crop.pixels.map(normalisation.normalise))
         let wasTraining = network.training
         network.training = false
         defer { network.training = wasTraining }

@@ -95,22 +95,18 @@ public final class Trainer {
         optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
         loss = Trainer.lossFunction(config)
         normalisingPair = Trainer.normalisingPair(markup: markup, subset: config.keypoints)
-        preprocessing = Preprocessing(inputWidth: config.inputWidth, inputHeight: config.inputHeight,
-                                      cropEnlargement: config.cropEnlargement, markup: markup.name, markupCount: markup.count,
-                                      keypoints: config.keypoints, flipPermutation: markup.flipPermutation,
-                                      normalisingPair: markup.normalisingPair.map { [$0.0, $0.1] }, task: config.task,
-                                      heatmapSigma: config.heatmapSigma)
+        preprocessing = data.preprocessing
         sync = GradientSync(communicator: communicator)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
-        schedule = try LearningRateSchedule.parse(config.schedule, totalSteps: stepsPerEpoch * config.epochs,
-                                                  warmupSteps: config.warmupSteps)
+        schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps)
 
         if let state = resumeFrom {
             try restore(state)
         } else if let initWeights = options.initWeights {
             let file = try TrainingCheckpoint.readFileBroadcast(URL(fileURLWithPath: initWeights), communicator: communicator)
-            let head = Set(network.store.parameters.map { $0.name }.filter { $0.hasPrefix("fc.") || $0.hasPrefix("fc1.") || $0 == "conv.weight" || $0 == "conv.bias" })
+            let spec = try ModelZoo.spec(config.model)
+            let head = Set(network.store.parameters.map(\.name).filter(spec.isHead))
             do { try StateDict.load(file, into: network.store, strict: false, skip: head) } catch {
                 throw TrainingFailure("\(initWeights): \(error)")
             }
@@ -123,9 +119,9 @@ public final class Trainer {
     public static func lossFunction(_ config: TrainConfig) -> Loss {
         guard config.task == .heatmap else { return MSELoss() }
         switch config.heatmapLoss {
-        case "mse": return HeatmapMSELoss(positiveWeight: 10)
-        case "softmax-ce": return SpatialSoftmaxCrossEntropy()
-        default: return SoftArgmaxHeatmapLoss(sigma: config.heatmapSigma)
+        case .mse: return HeatmapMSELoss(positiveWeight: 10)
+        case .softmaxCE: return SpatialSoftmaxCrossEntropy()
+        case .softargmax: return SoftArgmaxHeatmapLoss(sigma: config.heatmapSigma)
         }
     }
 
@@ -251,7 +247,7 @@ public final class Trainer {
         for _ in 0 ..< config.accumulate {
             guard let batch = try data.trainLoader.next() else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
             let output = Evaluator.forward(network, batch, into: input)
-            let target = config.task == .heatmap ? batch.heatmaps : batch.keypoints
+            let target = config.task.target(of: batch)
             let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
             local += Double(value)
             let gradient = loss.gradient
@@ -316,7 +312,8 @@ public final class Trainer {
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)
         try? Pictures.firstLayerFilters(network, to: options.outDirectory)
         if config.task == .heatmap, let first = evaluation.images.first?.crop {
-            try? Pictures.heatmaps(network: network, crop: first, logits: config.heatmapLoss != "mse", to: options.outDirectory)
+            try? Pictures.heatmaps(network: network, crop: first, normalisation: preprocessing.normalisation,
+                                   logits: config.heatmapLoss.producesLogits, to: options.outDirectory)
         }
     }
 }

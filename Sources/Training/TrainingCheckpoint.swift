@@ -28,8 +28,8 @@ public struct Preprocessing: Codable, Equatable, Sendable {
     public var inputHeight: Int
     public var cropEnlargement: Float
     /// Pixel normalisation applied to grey values in [0, 1]: (v - mean) / std.
-    public var mean: Float = 0.5
-    public var std: Float = 0.5
+    public var mean: Float
+    public var std: Float
     public var markup: String
     public var markupCount: Int
     public var keypoints: [Int]?
@@ -70,7 +70,7 @@ public enum TrainingCheckpoint {
             "global_batch": String(globalBatch),
             "world_size": String(position.worldSize),
             "learning_rate": String(learningRate),
-            "schedule": config.schedule,
+            "schedule": config.schedule.description,
             "optimizer_step": String(optimizerStep),
         ]
     }

@@ -11,6 +11,8 @@ public final class TrainingData {
     public let trainLoader: BatchLoader
     public let validationLoader: BatchLoader?
     public let skips: SkipLog
+    /// How faces become model input, from the configuration and the dataset's markup.
+    public let preprocessing: Preprocessing
     public var markup: KeypointMarkup { dataset.markup }
 
     /// `cacheBytes`: decoded faces kept in memory per rank (0 = decode every time).
@@ -21,17 +23,9 @@ public final class TrainingData {
         let opened = try openDataset(path: config.data, options: options)
         dataset = cacheBytes > 0 ? CachedDataset(opened, budgetBytes: cacheBytes) : opened
         guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }
-        if config.validationFraction > 0 {
-            let split = config.split == .byPerson
-                ? dataset.personSplit(testFraction: config.validationFraction, seed: config.seed)
-                : dataset.randomSplit(testFraction: config.validationFraction, seed: config.seed)
-            train = split.train
-            validation = split.test
-        } else {
-            train = dataset
-            validation = DatasetSubset(base: dataset, indices: [], label: "none")
-        }
-        var loaderOptions = TrainingData.loaderOptions(config, strict: strict)
+        (train, validation) = TrainingData.split(dataset, config)
+        preprocessing = Preprocessing(config: config, markup: dataset.markup)
+        var loaderOptions = preprocessing.loaderOptions(batch: config.batch, strict: strict, seed: config.seed)
         loaderOptions.workers = max(1, threads)
         loaderOptions.augment = config.augment
         let trainSampler = DistributedSampler(count: train.count, rank: rank, worldSize: worldSize, seed: config.seed)
@@ -47,20 +41,14 @@ public final class TrainingData {
         }
     }
 
-    /// Loader options from a run's configuration (shared by training, eval and predict).
-    public static func loaderOptions(_ config: TrainConfig, strict: Bool) -> LoaderOptions {
-        var o = LoaderOptions()
-        o.width = config.inputWidth
-        o.height = config.inputHeight
-        o.batchSize = config.batch
-        o.keypointSubset = config.keypoints
-        o.enlargement = config.cropEnlargement
-        o.strict = strict
-        o.seed = config.seed
-        if config.task == .heatmap {
-            o.heatmapSize = (config.inputWidth, config.inputHeight)
-            o.heatmapSigma = config.heatmapSigma
+    /// A run's train / validation split (`config.split`, `validationFraction`, `seed`): decided
+    /// here only, for training, the baseline and `fkp eval --validation-only`.
+    public static func split(_ dataset: any FaceDataset, _ config: TrainConfig) -> (train: any FaceDataset, validation: any FaceDataset) {
+        guard config.validationFraction > 0 else { return (dataset, DatasetSubset(base: dataset, indices: [], label: "none")) }
+        let split = switch config.split {
+        case .byPerson: dataset.personSplit(testFraction: config.validationFraction, seed: config.seed)
+        case .random: dataset.randomSplit(testFraction: config.validationFraction, seed: config.seed)
         }
-        return o
+        return (split.train, split.test)
     }
 }

@@ -5,7 +5,9 @@ import Foundation
 import Models
 
 /// `fkp bench train`: full training steps (forward, MSE loss, backward, AdamW) on random input,
-/// one warm-up step, then `--steps` timed steps. Last lines: `GFLOP/s: X` then `images/s: X`.
+/// `--warmup` untimed steps, then steps timed one by one until at least `--seconds` have passed
+/// (and at least `--steps` steps); the figures use the median step, as Scripts/bench-vs-pytorch
+/// does for PyTorch. Last lines: `GFLOP/s: X` then `images/s: X`.
 /// FLOPs are counted analytically: 2 per multiply-accumulate of the convolutions and linear
 /// layers, ×3 for a training step (forward, input gradient, weight gradient).
 struct BenchTrain: ParsableCommand {
@@ -22,8 +24,14 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Threads (OpenBLAS and the engine's own loops).")
     var threads: Int = 1
 
-    @Option(help: "Timed steps after one warm-up step.")
-    var steps: Int = 10
+    @Option(help: "Untimed warm-up steps (buffers are allocated in the first).")
+    var warmup: Int = 3
+
+    @Option(help: "Time steps for at least this many seconds.")
+    var seconds: Double = 8
+
+    @Option(help: "Time at least this many steps.")
+    var steps: Int = 3
 
     @Option(help: "Outputs (default: the model's standard keypoints).")
     var outputs: Int?
@@ -38,6 +46,8 @@ struct BenchTrain: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard warmup >= 1 else { throw ValidationError("--warmup must be at least 1, got \(warmup)") }
+        guard seconds >= 0 else { throw ValidationError("--seconds must not be negative, got \(seconds)") }
     }
 
     func run() throws {
@@ -46,22 +56,27 @@ struct BenchTrain: ParsableCommand {
         guard ModelZoo.names.contains(model) else {
             throw ValidationError("unknown model '\(model)' (known: \(ModelZoo.names.joined(separator: ", ")))")
         }
-        var config = ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
+        var config = try ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
         if let outputs { config.outputs = outputs }
         let network: Network
-        do { network = try ModelZoo.make(config, profile: layerProfile) } catch let error as ModelError {
+        do { network = try ModelZoo.make(config) } catch let error as ModelError {
             throw ValidationError(error.description)
         }
-        let result = BenchLoop(network: network, batch: batch, inference: inference).run(steps: steps, profile: layerProfile)
+        network.context.profile = layerProfile
+        let result = BenchLoop(network: network, batch: batch, inference: inference)
+            .run(warmup: warmup, minimumSteps: steps, minimumSeconds: seconds, profile: layerProfile)
         let flopsPerImage = Double(2 * network.macsPerImage) * (inference ? 1 : 3)
-        let perStep = result.seconds / Double(steps)
+        let timed = result.stepSeconds.count
+        let perStep = result.stepSeconds.sorted()[timed / 2]
         print("model \(model), batch \(batch), threads \(threads), \(inference ? "inference" : "training"), "
-              + "\(steps) steps: \(String(format: "%.2f", perStep * 1000)) ms/step, "
+              + "\(timed) steps: median \(String(format: "%.2f", perStep * 1000)) ms/step, "
               + "\(String(format: "%.3f", flopsPerImage / 1e9)) GFLOP/image, loss \(result.loss)")
         if let layerProfile {
-            print(layerProfile.table(total: result.seconds, steps: steps))
-            print(String(format: "loss + optimizer      %.2f ms/step", 1000 * result.otherSeconds / Double(steps)))
+            let total = result.stepSeconds.reduce(0, +)
+            print(layerProfile.table(total: total, steps: timed))
+            print(String(format: "loss + optimizer      %.2f ms/step", 1000 * result.otherSeconds / Double(timed)))
         }
+        print(String(format: "minor page faults/step: %.1f", Double(result.minorFaults) / Double(timed)))
         print(String(format: "GFLOP/s: %.1f", flopsPerImage * Double(batch) / perStep / 1e9))
         print(String(format: "images/s: %.2f", Double(batch) / perStep))
     }
@@ -73,7 +88,8 @@ struct BenchLoop {
     let batch: Int
     let inference: Bool
 
-    func run(steps: Int, profile: LayerProfile?) -> (seconds: Double, otherSeconds: Double, loss: Float) {
+    func run(warmup: Int, minimumSteps: Int, minimumSeconds: Double, profile: LayerProfile?)
+        -> (stepSeconds: [Double], otherSeconds: Double, loss: Float, minorFaults: Int) {
         let c = network.config
         var rng = RandomGenerator(seed: 42)
         let input = Tensor(shape: [batch, 1, c.inputHeight, c.inputWidth])
@@ -101,11 +117,25 @@ struct BenchLoop {
             optimizer.step()
             if timed { other += now() - t1 }
         }
-        step(timed: false)   // warm-up: buffers are allocated here
+        for _ in 0 ..< warmup { step(timed: false) }   // buffers are allocated in the first
         profile?.reset()
+        var stepSeconds: [Double] = []
+        let faults = minorFaults()
         let start = now()
-        for _ in 0 ..< steps { step(timed: true) }
-        return (now() - start, other, lastLoss)
+        while stepSeconds.count < minimumSteps || now() - start < minimumSeconds {
+            let t0 = now()
+            step(timed: true)
+            stepSeconds.append(now() - t0)
+        }
+        return (stepSeconds, other, lastLoss, minorFaults() - faults)
+    }
+
+    /// Page faults served without I/O so far: each one is a fresh page of memory being mapped,
+    /// which a step that reuses its buffers should not cause.
+    private func minorFaults() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_minflt
     }
 
     private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }

@@ -27,12 +27,7 @@ struct Eval: ParsableCommand {
             let model = try TrainedModel(checkpoint: checkpointPath, communicator: world)
             let skips = SkipLog()
             var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips, maxPixels: imageLimit.maxPixels))
-            if validationOnly {
-                let c = model.config
-                let split = c.split == .byPerson ? dataset.personSplit(testFraction: c.validationFraction, seed: c.seed)
-                    : dataset.randomSplit(testFraction: c.validationFraction, seed: c.seed)
-                dataset = split.test
-            }
+            if validationOnly { dataset = TrainingData.split(dataset, model.config).validation }
             guard dataset.markup.count == model.markup.count else {
                 throw ValidationError("\(data): \(dataset.markup.count)-point markup, the model was trained on \(model.markup.count) points (\(model.markup.name))")
             }

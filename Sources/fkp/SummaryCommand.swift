@@ -31,16 +31,13 @@ struct Summary: ParsableCommand {
 
 /// Builds a zoo model from command-line options; bad names or sizes become one-line errors.
 func buildNetwork(model: String, outputs: Int?, height: Int?, width: Int?, baseWidth: Int?, seed: UInt64 = 0) throws -> Network {
-    guard ModelZoo.names.contains(model) else {
-        throw ValidationError("unknown model '\(model)' (known: \(ModelZoo.names.joined(separator: ", ")))")
-    }
-    var config = ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
-    if let outputs { config.outputs = outputs }
-    if let height { config.inputHeight = height }
-    if let width { config.inputWidth = width }
-    if let baseWidth { config.width = baseWidth }
-    config.seed = seed
     do {
+        var config = try ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
+        if let outputs { config.outputs = outputs }
+        if let height { config.inputHeight = height }
+        if let width { config.inputWidth = width }
+        if let baseWidth { config.width = baseWidth }
+        config.seed = seed
         return try ModelZoo.make(config)
     } catch let error as ModelError {
         throw ValidationError(error.description)

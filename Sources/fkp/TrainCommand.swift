@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import SwiftMPI
 import Training
 
@@ -12,13 +13,13 @@ struct Train: ParsableCommand {
         """)
 
     @Option(help: "A preset from `fkp presets` (the write-up's experiments).") var preset: String?
-    @Option(help: "Model: nosenet, facenet, resnet18, resnet34, resnet50, unet.") var model: String?
+    @Option(help: "Model: \(ModelZoo.names.joined(separator: ", ")).") var model: String?
     @Option(help: "Dataset: an IMM folder, a dlib XML file or folder, a 300-W .pts folder, or synthetic[:N].") var data: String?
     @Option(help: "Epochs to train (with --resume: the new total).") var epochs: Int?
     @Option(help: "Batch size per rank.") var batch: Int?
     @Option(name: .customLong("lr"), help: "Peak learning rate (AdamW).") var learningRate: Float?
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float?
-    @Option(help: "Learning-rate schedule: constant, cosine, step:EVERY:GAMMA.") var schedule: String?
+    @Option(help: "Learning-rate schedule: \(TrainConfig.Schedule.syntax).") var schedule: TrainConfig.Schedule?
     @Flag(inversion: .prefixedNo, help: "Augment training samples (shear, shift, zoom, rotation, flip, light).") var augment: Bool?
     @Option(help: "Threads per rank for OpenBLAS and the engine's loops.") var threads: Int = Train.defaultThreads
     @Option(help: "Seed for weights, split, shuffling, augmentation and dropout.") var seed: UInt64?
@@ -28,14 +29,14 @@ struct Train: ParsableCommand {
     @Option(help: "Continue from a checkpoint file or run folder; 'auto' = the --out folder if it has one.") var resume: String?
     @Option(name: .customLong("init"), help: "Start from these weights (e.g. `fkp import-weights` output); the head is not loaded.") var initWeights: String?
     @Option(help: "Fraction of the data held out for validation.") var valSplit: Double?
-    @Option(help: "Split: random or by-person.") var split: String?
+    @Option(help: "How the validation faces are chosen.") var split: TrainConfig.Split?
     @Option(help: "Accumulate gradients over N batches per optimizer step.") var accumulate: Int?
     @Option(help: "Cap on optimizer steps per epoch (quick runs).") var stepsPerEpoch: Int?
     @Option(help: "Input size WxH, e.g. 160x120.") var inputSize: String?
     @Option(help: "U-Net base width / model width.") var width: Int?
     @Option(help: "Train on these keypoint indices only, e.g. 52 or 36,45.") var keypoints: String?
     @Option(help: "Heatmap Gaussian sigma in input pixels (U-Net).") var heatmapSigma: Float?
-    @Option(help: "Heatmap loss: softargmax, softmax-ce or mse.") var heatmapLoss: String?
+    @Option(help: "Heatmap loss.") var heatmapLoss: TrainConfig.HeatmapLoss?
     @Flag(inversion: .prefixedNo, help: "Use the model's dropout (facenet: 0.5).") var dropout: Bool?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
@@ -59,7 +60,10 @@ struct Train: ParsableCommand {
         if let preset, let hint = Preset.named(preset)?.dataHint, data == nil {
             throw ValidationError("preset \(preset) needs --data: \(hint)")
         }
-        if let model { config.model = model; if model == "unet" { config.task = .heatmap } else { config.task = .regression } }
+        if let model {
+            guard ModelSpec.named(model) != nil else { throw ValidationError(ModelError.unknownModel(model).description) }
+            config.model = model
+        }
         if let data { config.data = data }
         if let epochs { config.epochs = epochs }
         if let batch { config.batch = batch }
@@ -70,18 +74,12 @@ struct Train: ParsableCommand {
         if let dropout { config.dropout = dropout }
         if let seed { config.seed = seed }
         if let valSplit { config.validationFraction = valSplit }
-        if let split {
-            guard let s = TrainConfig.Split(rawValue: split) else { throw ValidationError("--split must be random or by-person") }
-            config.split = s
-        }
+        if let split { config.split = split }
         if let accumulate { config.accumulate = accumulate }
         if let stepsPerEpoch { config.stepsPerEpoch = stepsPerEpoch }
         if let width { config.width = width }
         if let heatmapSigma { config.heatmapSigma = heatmapSigma }
-        if let heatmapLoss {
-            guard ["softargmax", "softmax-ce", "mse"].contains(heatmapLoss) else { throw ValidationError("--heatmap-loss must be softargmax, softmax-ce or mse") }
-            config.heatmapLoss = heatmapLoss
-        }
+        if let heatmapLoss { config.heatmapLoss = heatmapLoss }
         if let inputSize {
             let parts = inputSize.lowercased().split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-size must look like 160x120") }
@@ -171,4 +169,13 @@ struct Presets: ParsableCommand {
             print("  data: \(preset.dataHint ?? c.data)")
         }
     }
+}
+
+// Parsed once, here at the edge: the rest of the program sees only valid values.
+extension TrainConfig.HeatmapLoss: ExpressibleByArgument {}
+extension TrainConfig.Split: ExpressibleByArgument {}
+
+extension TrainConfig.Schedule: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+    public static var defaultCompletionKind: CompletionKind { .list(["constant", "cosine", "step:1000:0.5"]) }
 }

@@ -3,24 +3,6 @@ import TestSupport
 import XCTest
 
 final class Conv2dTests: XCTestCase {
-    /// Direct (7-loop) convolution on NCHW data: the independent reference for im2col + GEMM.
-    func naiveConv(_ x: [Float], n: Int, cin: Int, h: Int, w: Int, weight: [Float], bias: [Float]?, cout: Int,
-                   k: Int, s: Int, p: Int) -> [Float] {
-        let ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1
-        var y = [Float](repeating: 0, count: n * cout * ho * wo)
-        for b in 0 ..< n { for o in 0 ..< cout { for oh in 0 ..< ho { for ow in 0 ..< wo {
-            var acc: Float = bias?[o] ?? 0
-            for c in 0 ..< cin { for i in 0 ..< k { for j in 0 ..< k {
-                let ih = oh * s - p + i, iw = ow * s - p + j
-                if ih >= 0 && ih < h && iw >= 0 && iw < w {
-                    acc += x[((b * cin + c) * h + ih) * w + iw] * weight[((o * cin + c) * k + i) * k + j]
-                }
-            }}}
-            y[((b * cout + o) * ho + oh) * wo + ow] = acc
-        }}}}
-        return y
-    }
-
     func testForwardMatchesDirectConvolution() {
         for (k, s, p, bias) in [(3, 1, 1, true), (3, 2, 0, false), (1, 1, 0, true), (1, 2, 0, false), (7, 2, 3, false)] {
             let store = ParameterStore()
@@ -29,8 +11,8 @@ final class Conv2dTests: XCTestCase {
             let shape = [2, 3, 9, 11]
             let xNCHW = GradCheck.randomTensor(shape, seed: 3).toArray()
             let y = conv.forward(Layout.cnhwTensor(shape: shape, nchw: xNCHW), Context())
-            let expected = naiveConv(xNCHW, n: 2, cin: 3, h: 9, w: 11, weight: store.array(named: "c.weight")!,
-                                     bias: store.array(named: "c.bias"), cout: 5, k: k, s: s, p: p)
+            let expected = Reference.conv2dForward(xNCHW, weight: store.array(named: "c.weight")!, bias: store.array(named: "c.bias"),
+                                                   .init(n: 2, inChannels: 3, height: 9, width: 11, outChannels: 5, kernel: k, stride: s, padding: p))
             let got = Layout.nchwArray(y)
             XCTAssertEqual(got.count, expected.count)
             let maxDiff = zip(got, expected).map { abs($0 - $1) }.max()!
@@ -50,10 +32,15 @@ final class Conv2dTests: XCTestCase {
     }
 
     /// Large enough outputs run in several column blocks (`ConvGeometry.blockRows`), with block
-    /// boundaries inside an image: forward, input and weight gradients against direct loops.
+    /// boundaries inside an image: forward, input and weight gradients against direct loops. With
+    /// 16 input channels there are 11 blocks, which run in parallel shards (ConvBlocks.swift): on
+    /// 3 threads neighbouring blocks write the same input rows of dx.
     func testColumnBlocksMatchDirectConvolution() {
-        for (h, w, s) in [(64, 70, 1), (130, 140, 2)] {
-            let (n, cin, cout, k, p) = (5, 2, 3, 3, 1)
+        defer { Parallel.setThreads(1) }
+        for (h, w, s, cin, threads) in [(64, 70, 1, 2, 1), (130, 140, 2, 2, 1), (64, 70, 1, 16, 1), (64, 70, 1, 16, 3),
+                                        (130, 140, 2, 16, 3)] {
+            Parallel.setThreads(threads)
+            let (n, cout, k, p) = (5, 3, 3, 1)
             let store = ParameterStore()
             let conv = Conv2d(store, "c", cin, cout, kernel: k, stride: s, padding: p, rng: .init(seed: 5))
             store.allocate()
@@ -64,26 +51,17 @@ final class Conv2dTests: XCTestCase {
             let x = GradCheck.randomTensor(shape, seed: 6).toArray()
             let weight = store.array(named: "c.weight")!
             let y = conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context())
-            let expected = naiveConv(x, n: n, cin: cin, h: h, w: w, weight: weight, bias: store.array(named: "c.bias"),
-                                     cout: cout, k: k, s: s, p: p)
+            let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: k, stride: s, padding: p)
+            let expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), shapes)
             XCTAssertLessThan(GradCheck.maxDifference(Layout.nchwArray(y), expected), 1e-4, "forward s\(s)")
 
             let (ho, wo) = (g.outHeight, g.outWidth)
             let dyShape = [n, cout, ho, wo]
             let dy = GradCheck.randomTensor(dyShape, seed: 7).toArray()
             let dx = Layout.nchwArray(conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
-            var dxExpected = [Float](repeating: 0, count: x.count), dWExpected = [Float](repeating: 0, count: weight.count)
-            for b in 0 ..< n { for o in 0 ..< cout { for oh in 0 ..< ho { for ow in 0 ..< wo {
-                let d = dy[((b * cout + o) * ho + oh) * wo + ow]
-                for c in 0 ..< cin { for i in 0 ..< k { for j in 0 ..< k {
-                    let ih = oh * s - p + i, iw = ow * s - p + j
-                    guard ih >= 0 && ih < h && iw >= 0 && iw < w else { continue }
-                    let xi = ((b * cin + c) * h + ih) * w + iw, wi = ((o * cin + c) * k + i) * k + j
-                    dxExpected[xi] += d * weight[wi]
-                    dWExpected[wi] += d * x[xi]
-                }}}
-            }}}}
+            let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, shapes)
             XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx s\(s)")
+            XCTAssertLessThan(GradCheck.maxDifference(store.gradArray(named: "c.bias")!, dbExpected) / dbExpected.map(abs).max()!, 1e-4, "db s\(s)")
             let dW = store.gradArray(named: "c.weight")!
             let scale = dWExpected.map(abs).max()!
             XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / scale, 1e-4, "dW s\(s)")
@@ -91,9 +69,11 @@ final class Conv2dTests: XCTestCase {
     }
 
     /// Conv2d(fusedReLU: true) equals Conv2d followed by ReLU: output, input and parameter
-    /// gradients, for one block, several blocks, and a pointwise convolution.
+    /// gradients, for one block, several blocks (also in parallel shards), and a pointwise convolution.
     func testFusedReLUMatchesConvolutionThenReLU() {
-        for (shape, k, p) in [([2, 3, 9, 11], 3, 1), ([5, 2, 64, 70], 3, 1), ([2, 3, 9, 11], 1, 0)] {
+        defer { Parallel.setThreads(1) }
+        Parallel.setThreads(2)
+        for (shape, k, p) in [([2, 3, 9, 11], 3, 1), ([5, 2, 64, 70], 3, 1), ([5, 16, 64, 70], 3, 1), ([2, 3, 9, 11], 1, 0)] {
             let (fusedStore, plainStore) = (ParameterStore(), ParameterStore())
             let fused = Conv2d(fusedStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8), fusedReLU: true)
             let plain = Conv2d(plainStore, "c", shape[1], 4, kernel: k, padding: p, rng: .init(seed: 8))

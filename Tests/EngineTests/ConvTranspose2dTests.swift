@@ -3,23 +3,6 @@ import TestSupport
 import XCTest
 
 final class ConvTranspose2dTests: XCTestCase {
-    /// Direct scatter form on NCHW data: y[n, o, ih·s − p + i, iw·s − p + j] += x[n, c, ih, iw] · W[c, o, i, j].
-    func naiveConvTranspose(_ x: [Float], n: Int, cin: Int, h: Int, w: Int, weight: [Float], bias: [Float]?, cout: Int,
-                            k: Int, s: Int, p: Int) -> [Float] {
-        let ho = (h - 1) * s - 2 * p + k, wo = (w - 1) * s - 2 * p + k
-        var y = [Float](repeating: 0, count: n * cout * ho * wo)
-        for b in 0 ..< n { for o in 0 ..< cout { for i in 0 ..< ho * wo { y[(b * cout + o) * ho * wo + i] = bias?[o] ?? 0 } } }
-        for b in 0 ..< n { for c in 0 ..< cin { for ih in 0 ..< h { for iw in 0 ..< w {
-            for o in 0 ..< cout { for i in 0 ..< k { for j in 0 ..< k {
-                let oh = ih * s - p + i, ow = iw * s - p + j
-                if oh >= 0 && oh < ho && ow >= 0 && ow < wo {
-                    y[((b * cout + o) * ho + oh) * wo + ow] += x[((b * cin + c) * h + ih) * w + iw] * weight[((c * cout + o) * k + i) * k + j]
-                }
-            }}}
-        }}}}
-        return y
-    }
-
     func testForwardMatchesDirectScatter() {
         for (k, s, p, bias) in [(2, 2, 0, true), (3, 2, 0, false), (3, 1, 1, true), (4, 2, 1, true), (1, 1, 0, false)] {
             let store = ParameterStore()
@@ -28,8 +11,9 @@ final class ConvTranspose2dTests: XCTestCase {
             let shape = [2, 3, 5, 6]
             let x = GradCheck.randomTensor(shape, seed: 42)
             let y = up.forward(x, Context())
-            let expected = naiveConvTranspose(Layout.nchwArray(x), n: 2, cin: 3, h: 5, w: 6, weight: store.array(named: "up.weight")!,
-                                              bias: store.array(named: "up.bias"), cout: 4, k: k, s: s, p: p)
+            let expected = Reference.convTranspose2dForward(Layout.nchwArray(x), weight: store.array(named: "up.weight")!,
+                                                            bias: store.array(named: "up.bias"),
+                                                            .init(n: 2, inChannels: 3, height: 5, width: 6, outChannels: 4, kernel: k, stride: s, padding: p))
             XCTAssertEqual(y.shape, [2, 4, 4 * s - 2 * p + k, 5 * s - 2 * p + k])
             XCTAssertLessThan(GradCheck.maxDifference(Layout.nchwArray(y), expected), 1e-5, "k\(k) s\(s) p\(p)")
         }
@@ -50,24 +34,15 @@ final class ConvTranspose2dTests: XCTestCase {
             let x = GradCheck.randomTensor([n, cin, h, w], seed: 46)
             let xs = Layout.nchwArray(x), weight = store.array(named: "up.weight")!
             let y = up.forward(x, Context())
-            let expected = naiveConvTranspose(xs, n: n, cin: cin, h: h, w: w, weight: weight, bias: store.array(named: "up.bias"),
-                                              cout: cout, k: k, s: s, p: p)
+            let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: k, stride: s, padding: p)
+            let expected = Reference.convTranspose2dForward(xs, weight: weight, bias: store.array(named: "up.bias"), shapes)
             XCTAssertLessThan(GradCheck.maxDifference(Layout.nchwArray(y), expected), 1e-4, "forward k\(k)")
             let dyShape = [n, cout, ho, wo]
             let dy = GradCheck.randomTensor(dyShape, seed: 47).toArray()
             let dx = Layout.nchwArray(up.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
-            var dxExpected = [Float](repeating: 0, count: xs.count), dWExpected = [Float](repeating: 0, count: weight.count)
-            for b in 0 ..< n { for c in 0 ..< cin { for ih in 0 ..< h { for iw in 0 ..< w {
-                let xi = ((b * cin + c) * h + ih) * w + iw
-                for o in 0 ..< cout { for i in 0 ..< k { for j in 0 ..< k {
-                    let oh = ih * s - p + i, ow = iw * s - p + j
-                    guard oh >= 0 && oh < ho && ow >= 0 && ow < wo else { continue }
-                    let d = dy[((b * cout + o) * ho + oh) * wo + ow], wi = ((c * cout + o) * k + i) * k + j
-                    dxExpected[xi] += d * weight[wi]
-                    dWExpected[wi] += d * xs[xi]
-                }}}
-            }}}}
+            let (dxExpected, dWExpected, dbExpected) = Reference.convTranspose2dBackward(xs, weight: weight, dy: dy, shapes)
             XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx k\(k)")
+            XCTAssertLessThan(GradCheck.maxDifference(store.gradArray(named: "up.bias")!, dbExpected) / dbExpected.map(abs).max()!, 1e-4, "db k\(k)")
             let scale = dWExpected.map(abs).max()!
             XCTAssertLessThan(GradCheck.maxDifference(store.gradArray(named: "up.weight")!, dWExpected) / scale, 1e-4, "dW k\(k)")
         }

@@ -32,13 +32,22 @@ struct FixtureCase {
 }
 
 enum Fixtures {
-    static func load(_ family: String) -> [FixtureCase] {
+    /// The cases of Fixtures/<family>.json. A missing, unreadable or empty file fails the calling
+    /// test (a loop over no cases would pass without checking anything).
+    static func load(_ family: String, file: StaticString = #filePath, line: UInt = #line) -> [FixtureCase] {
         guard let url = Bundle.module.url(forResource: "Fixtures/\(family)", withExtension: "json")
                 ?? Bundle.module.url(forResource: family, withExtension: "json", subdirectory: "Fixtures"),
               let data = try? Data(contentsOf: url),
               let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let cases = root["cases"] as? [[String: Any]]
-        else { fatalError("missing or unreadable fixture Fixtures/\(family).json (run Scripts/make_layer_fixtures.py)") }
+        else {
+            XCTFail("missing or unreadable fixture Fixtures/\(family).json (run Scripts/make_layer_fixtures.py)", file: file, line: line)
+            return []
+        }
+        guard !cases.isEmpty else {
+            XCTFail("fixture Fixtures/\(family).json has no cases (run Scripts/make_layer_fixtures.py)", file: file, line: line)
+            return []
+        }
         return cases.map { c in
             var tensors: [String: (shape: [Int], data: [Float])] = [:]
             for (key, value) in c["tensors"] as! [String: [String: Any]] {

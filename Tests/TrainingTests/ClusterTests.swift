@@ -48,21 +48,6 @@ final class ClusterTests: XCTestCase {
         return url
     }
 
-    /// Skips unless `fkp` has a real `name` subcommand: listed in `fkp --help` and with options of its own
-    /// (the skeleton's placeholder has none). Temporary, until `fkp doctor` and `fkp train` are merged.
-    private func requireSubcommand(_ name: String) throws -> URL {
-        let fkp = try product("fkp")
-        let help = try ProcessRunner.run(fkp.path, ["--help"], timeout: 30).output
-        let listed = help.split(separator: "\n").contains { line in
-            line.hasPrefix("  ") && line.split(separator: " ").first.map(String.init) == name
-        }
-        guard listed else { throw XCTSkip("`fkp --help` does not list a `\(name)` subcommand yet") }
-        let ownHelp = try ProcessRunner.run(fkp.path, [name, "--help"], timeout: 30).output
-        let options = ownHelp.split(separator: "\n").filter { $0.contains("--") && !$0.contains("--help") }
-        guard !options.isEmpty else { throw XCTSkip("`fkp \(name)` is still a placeholder with no options") }
-        return fkp
-    }
-
     /// The SwiftMPI selftest on two namespace hosts: each rank names a different host and the allreduce
     /// over TCP between them gives 1 + 2 = 3 on both; afterwards the namespaces are gone.
     func testSelftestRunsOnTwoNamespaceHosts() throws {
@@ -101,7 +86,7 @@ final class ClusterTests: XCTestCase {
 
     /// `fkp doctor --quick` on 2 hosts x 1 rank: both hosts appear and it reports `world size: 2`.
     func testDoctorSeesTwoHosts() throws {
-        let fkp = try requireSubcommand("doctor")
+        let fkp = try product("fkp")
         let result = try runOnLocalCluster(hosts: 2, [fkp.path, "doctor", "--quick"])
         XCTAssertEqual(result.status, 0, result.output)
         let output = commandOutput(result)
@@ -111,7 +96,7 @@ final class ClusterTests: XCTestCase {
 
     /// A short `fkp train` on 2 hosts finishes and rank 0 leaves a checkpoint in the out dir.
     func testShortTrainOnTwoHostsWritesCheckpoint() throws {
-        let fkp = try requireSubcommand("train")
+        let fkp = try product("fkp")
         let out = TestPaths.temporaryDirectory("fkp-cluster-train")
         defer { try? FileManager.default.removeItem(at: out) }
         let result = try runOnLocalCluster(hosts: 2, [fkp.path, "train", "--data", "synthetic", "--epochs", "1",
