@@ -123,6 +123,18 @@ final class UntrustedCheckpointTests: XCTestCase {
                                             "--checkpoint", dir.path, "--out", dir.path])
         XCTAssertEqual(p.status, 0, p.output)
         XCTAssertTrue(p.stdout.contains("\"keypoints\""), p.stdout)
+        // Metadata describing a model far larger than its tensors (a 60000x60000 facenet asked
+        // for 920 GB and aborted) is one clear line naming the file, before anything is allocated.
+        var file = try CheckpointFile.read(newest)
+        var model = try JSONSerialization.jsonObject(with: Data(file.metadata["model"]!.utf8)) as! [String: Any]
+        model["inputHeight"] = 60000; model["inputWidth"] = 60000
+        file.metadata["model"] = String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
+        let huge = dir.appendingPathComponent("huge.safetensors.zst")
+        try CheckpointFile.write(file, to: huge)
+        let h = try ProcessRunner.run(fkp, ["eval", "--checkpoint", huge.path, "--data", "synthetic:4"], timeout: 60)
+        XCTAssertEqual(h.status, 1, h.output)
+        XCTAssertEqual(h.stderr.split(separator: "\n").count, 1, h.stderr)
+        XCTAssertTrue(h.stderr.contains("huge.safetensors.zst") && h.stderr.contains("60000x60000"), h.stderr)
         // A folder without checkpoints is one clear line.
         let empty = dir.appendingPathComponent("faces")
         let none = try ProcessRunner.run(fkp, ["eval", "--checkpoint", empty.path, "--data", "synthetic:4"])
