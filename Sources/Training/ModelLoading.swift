@@ -10,6 +10,8 @@ public final class TrainedModel {
     public let config: TrainConfig
     public let preprocessing: Preprocessing
     public let markup: KeypointMarkup
+    /// Detector box → training box convention (`fkp calibrate-detector`); nil when never calibrated.
+    public let detectorBoxMapping: DetectorBoxMapping?
 
     /// Reads `path` (rank 0 reads and broadcasts) and rebuilds the network in evaluation mode.
     public init(checkpoint path: String, communicator: Communicator) throws {
@@ -19,6 +21,7 @@ public final class TrainedModel {
         let p = state.preprocessing
         markup = KeypointMarkup(name: p.markup, count: p.markupCount, flipPermutation: p.flipPermutation,
                                 normalisingPair: p.normalisingPair.map { ($0[0], $0[1]) })
+        detectorBoxMapping = try TrainingCheckpoint.detectorBoxMapping(in: state.file, path: path)
         network = try ModelZoo.make(state.model, dropout: 0)
         do { try StateDict.load(state.file, into: network.store) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         network.training = false
