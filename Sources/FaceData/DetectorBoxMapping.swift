@@ -30,8 +30,12 @@ public struct DetectorBoxMapping: Codable, Equatable, Sendable {
     }
 
     /// Least squares in detector-box units: each parameter is the mean of its per-face value, e.g.
-    /// scaleWidth = mean(target.width / detected.width). Needs at least one pair.
-    public static func fit(detected: [Box], target: [Box], upsample: Int) -> DetectorBoxMapping {
+    /// scaleWidth = mean(target.width / detected.width). Then both scales are corrected so the crop
+    /// comes out as large as in training on average: the crop is cut from the box's larger side
+    /// relative to the input (max(w / cropWidth, h / cropHeight)), and the mean of a per-face max is
+    /// larger than the max of the means (on ytfaces68 by 2 %, worth NME 0.0951 -> 0.0923).
+    /// Needs at least one pair.
+    public static func fit(detected: [Box], target: [Box], upsample: Int, cropWidth: Int = 1, cropHeight: Int = 1) -> DetectorBoxMapping {
         precondition(detected.count == target.count && !detected.isEmpty, "fit: need matching, non-empty box lists")
         let n = Float(detected.count)
         func mean(_ f: (Box, Box) -> Float) -> Float { zip(detected, target).reduce(0) { $0 + f($1.0, $1.1) } / n }
@@ -40,6 +44,10 @@ public struct DetectorBoxMapping: Codable, Equatable, Sendable {
         m.offsetY = mean { d, t in (t.centreY - d.centreY) / d.height }
         m.scaleWidth = mean { d, t in t.width / d.width }
         m.scaleHeight = mean { d, t in t.height / d.height }
+        func cropSide(_ b: Box) -> Float { max(b.width / Float(cropWidth), b.height / Float(cropHeight)) }
+        let crop = mean { d, t in cropSide(t) / cropSide(m.apply(d)) }
+        m.scaleWidth *= crop
+        m.scaleHeight *= crop
         m.faces = detected.count
         m.upsample = upsample
         let mapped = detected.map(m.apply)
@@ -74,7 +82,8 @@ public struct DetectorBoxMapping: Codable, Equatable, Sendable {
 /// Runs the detector over faces `indices` of `dataset` and fits the mapping from its boxes to the
 /// dataset's. Returns the mapping, how many faces the detector missed (no matching detection), and
 /// how many could not be read (skipped, as the loader skips them).
-public func calibrateDetector(dataset: any FaceDataset, indices: [Int], upsample: Int) throws
+/// `cropWidth` × `cropHeight`: the model's input size (its aspect decides which side the crop follows).
+public func calibrateDetector(dataset: any FaceDataset, indices: [Int], upsample: Int, cropWidth: Int = 1, cropHeight: Int = 1) throws
     -> (mapping: DetectorBoxMapping, missed: Int, skipped: Int) {
     // Independent faces: detect on all cores (the detector is per thread); one slot per face keeps
     // the fit independent of thread timing.
@@ -98,7 +107,8 @@ public func calibrateDetector(dataset: any FaceDataset, indices: [Int], upsample
     guard !found.isEmpty else {
         throw DataError(file: dataset.name, "the face detector found none of the \(indices.count) faces (upsample \(upsample)): nothing to calibrate")
     }
-    return (DetectorBoxMapping.fit(detected: found.map(\.0), target: found.map(\.1), upsample: upsample),
+    return (DetectorBoxMapping.fit(detected: found.map(\.0), target: found.map(\.1), upsample: upsample,
+                                   cropWidth: cropWidth, cropHeight: cropHeight),
             indices.count - found.count - skips, skips)
 }
 

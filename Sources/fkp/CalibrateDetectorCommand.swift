@@ -38,7 +38,8 @@ struct CalibrateDetector: ParsableCommand {
             var rng = SplitMix64(config.seed, 0xDE7EC7)
             let chosen = faces == 0 || faces >= train.count ? Array(0..<train.count) : Array(rng.permutation(train.count).prefix(faces)).sorted()
             let start = Date()
-            let (mapping, missed, unreadable) = try calibrateDetector(dataset: train, indices: chosen, upsample: upsample)
+            let (mapping, missed, unreadable) = try calibrateDetector(dataset: train, indices: chosen, upsample: upsample,
+                                                                      cropWidth: config.inputWidth, cropHeight: config.inputHeight)
             let seconds = Date().timeIntervalSince(start)
             print("data: \(train.name)")
             print(String(format: "faces: %d used, %d missed by the detector, %d unreadable (%.1f s, %.1f ms per face)",

@@ -88,6 +88,23 @@ final class FaceDetectorTests: XCTestCase {
         XCTAssertEqual(DetectorBoxMapping.identity.apply(moved), moved)
     }
 
+    /// Faces alternately wider and taller than the average: the fitted crop (the box's larger side)
+    /// is as large as the training crop on average, not smaller as the plain means would make it.
+    func testMappingMatchesTheTrainingCropSizeOnAverage() {
+        let detected = (0..<10).map { i in Box(x: 0, y: 0, width: Float(60 + i), height: Float(60 + i)) }
+        let target = detected.enumerated().map { i, d in
+            Box(x: 0, y: 0, width: d.width * (i % 2 == 0 ? 1.1 : 0.9), height: d.height * (i % 2 == 0 ? 0.9 : 1.1))
+        }
+        let square = DetectorBoxMapping.fit(detected: detected, target: target, upsample: 1)
+        var ratios: Float = 0
+        for (d, t) in zip(detected, target) {
+            let m = square.apply(d)
+            ratios += max(t.width, t.height) / max(m.width, m.height)
+        }
+        XCTAssertEqual(ratios / 10, 1, accuracy: 1e-5)
+        XCTAssertEqual(square.scaleWidth, 1.1, accuracy: 1e-5)   // plain means: 1.0 in both directions
+    }
+
     func testMatchPicksTheDetectionInsideTheFaceBox() {
         let a = DetectedFace(box: Box(x: 0, y: 0, width: 50, height: 50), score: 2)
         let b = DetectedFace(box: Box(x: 200, y: 0, width: 60, height: 60), score: 1)
