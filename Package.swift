@@ -31,7 +31,11 @@ let package = Package(
         .target(name: "SwiftMPI", dependencies: ["CMPI"], swiftSettings: lang),
         .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: fast),
-        .target(name: "FaceData", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: fast),
+        // dlib's face detector behind a C API (C++ target). dlib-1's pkg-config file lists absolute
+        // library paths, which SwiftPM drops: link dlib and what it needs by name.
+        .target(name: "CDlibDetector",
+                linkerSettings: [.linkedLibrary("dlib"), .linkedLibrary("lapack"), .linkedLibrary("blas"), .linkedLibrary("m")]),
+        .target(name: "FaceData", dependencies: ["CPNG", "CTurboJPEG", "CDlibDetector"], swiftSettings: fast),
         .target(name: "Training", dependencies: [
             "SwiftMPI", "Engine", "Models", "FaceData", "CZstd",
             .product(name: "Logging", package: "swift-log"),
@@ -52,5 +56,6 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Engine", "TestSupport"], swiftSettings: lang),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

@@ -10,6 +10,8 @@ public final class TrainedModel {
     public let config: TrainConfig
     public let preprocessing: Preprocessing
     public let markup: KeypointMarkup
+    /// Detector box → training box convention (`fkp calibrate-detector`); nil when never calibrated.
+    public let detectorBoxMapping: DetectorBoxMapping?
 
     /// Reads `path` (rank 0 reads and broadcasts) and rebuilds the network in evaluation mode.
     public init(checkpoint path: String, communicator: Communicator) throws {
@@ -17,6 +19,7 @@ public final class TrainedModel {
         config = state.config
         preprocessing = state.preprocessing
         markup = state.preprocessing.keypointMarkup
+        detectorBoxMapping = try TrainingCheckpoint.detectorBoxMapping(in: state.file, path: path)
         do { network = try ModelZoo.make(state.model, dropout: 0) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         do { try StateDict.load(state.file, into: network.store) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         network.training = false

@@ -6,7 +6,7 @@ import Foundation
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Inspect face datasets (IMM, dlib/iBUG XML, 300-W .pts, synthetic).",
-        subcommands: [DataStats.self, DataShow.self, DataSynth.self])
+        subcommands: [DataStats.self, DataShow.self, DataSynth.self, DataExportSplit.self])
 }
 
 struct DataStats: ParsableCommand {

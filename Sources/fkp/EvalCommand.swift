@@ -18,6 +18,13 @@ struct Eval: ParsableCommand {
     @Option(help: "Write a Kaggle-style submission (Id,Predicted; original image pixels) to this CSV.") var kaggle: String?
     @Flag(help: "Stop at the first unreadable sample.") var strict = false
     @OptionGroup var imageLimit: ImageLimitOptions
+    @Option(help: "Face boxes: 'dataset' (the data's own), or 'detector' (dlib's, mapped by the checkpoint's calibration; a face the detector misses keeps its own box and is counted).")
+    var boxes = "dataset"
+    @Option(help: "Detector upsampling for --boxes detector.") var upsample = 1
+
+    func validate() throws {
+        guard ["dataset", "detector"].contains(boxes) else { throw ValidationError("--boxes must be dataset or detector, got '\(boxes)'") }
+    }
 
     func run() throws {
         runReportingErrors {
@@ -28,6 +35,14 @@ struct Eval: ParsableCommand {
             let skips = SkipLog()
             var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips, maxPixels: imageLimit.maxPixels))
             if validationOnly { dataset = TrainingData.split(dataset, model.config).validation }
+            var detectorBoxes: DetectorBoxDataset?
+            if boxes == "detector" {
+                if model.detectorBoxMapping == nil {
+                    FileHandle.standardError.write(Data("warning: \(checkpoint): no detector box mapping (fkp calibrate-detector); detector boxes are used as they are\n".utf8))
+                }
+                detectorBoxes = DetectorBoxDataset(dataset, mapping: model.detectorBoxMapping ?? .identity, upsample: upsample)
+                dataset = detectorBoxes!
+            }
             guard dataset.markup.count == model.markup.count else {
                 throw ValidationError("\(data): \(dataset.markup.count)-point markup, the model was trained on \(model.markup.count) points (\(model.markup.name))")
             }
@@ -35,6 +50,7 @@ struct Eval: ParsableCommand {
             let loader = try BatchLoader(dataset: dataset, sampler: sampler, options: model.loaderOptions(batch: batch, strict: strict), skips: skips)
             let loss = Trainer.lossFunction(model.config)
             let wantRows = perImage != nil || kaggle != nil
+            let start = Date()
             let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, config: model.config,
                                                 normalisingPair: model.normalisingPair, communicator: world, keepImages: wantRows)
             if wantRows {
@@ -45,16 +61,22 @@ struct Eval: ParsableCommand {
                 let all = try world.allgather(rows).filter { !$0.isEmpty }.joined(separator: "\n")
                 if world.rank == 0 { try writeCSVs(all.split(separator: "\n").map(String.init)) }
             }
+            let seconds = Date().timeIntervalSince(start)
+            let missed = try world.allreduce(Int64(detectorBoxes?.misses.count ?? 0), op: .sum)
             guard world.rank == 0 else { return }
             let m = result.metrics
             print("checkpoint: \(checkpointPath)")
             print("data: \(dataset.name)\(skips.count > 0 ? " (skipped \(skips.count))" : "")")
             print(String(format: "images: %d", m.images))
+            if detectorBoxes != nil {
+                print("boxes: detector (upsample \(upsample)); missed \(missed) faces, scored with their dataset box")
+            }
             print(String(format: "mse: %.6f", result.loss))
             print(String(format: "mean pixel error: %.3f", m.meanPixelError))
             print(String(format: "nme: %.5f", m.nme))
             print(String(format: "failure rate@%.2f: %.4f", m.threshold, m.failureRate))
             print(String(format: "auc@%.2f: %.4f", m.threshold, m.auc))
+            print(String(format: "seconds: %.2f (%.2f ms per face, image decoding and cropping included)", seconds, 1000 * seconds / Double(max(m.images, 1))))
         }
     }
 
