@@ -20,7 +20,7 @@ struct Train: ParsableCommand {
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: constant, cosine, step:EVERY:GAMMA.") var schedule: String?
     @Flag(inversion: .prefixedNo, help: "Augment training samples (shear, shift, zoom, rotation, flip, light).") var augment: Bool?
-    @Option(help: "Threads per rank for OpenBLAS and the engine's loops.") var threads: Int = Train.defaultThreads
+    @Option(help: "Threads per rank for OpenBLAS and the engine's loops (default: OPENBLAS_NUM_THREADS, else the cores this rank may use).") var threads: Int?
     @Option(help: "Seed for weights, split, shuffling, augmentation and dropout.") var seed: UInt64?
     @Option(help: "Run folder for checkpoints, metrics and pictures (default runs/PRESET).") var out: String?
     @Option(help: "Checkpoint every N optimizer steps, or every N epochs with a suffix: 500 or 2e (default 1e).") var checkpointEvery: String?
@@ -44,10 +44,10 @@ struct Train: ParsableCommand {
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
 
-    static var defaultThreads: Int {
-        if let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n > 0 { return n }
-        return MPI.launchedByProcessManager ? 1 : ProcessInfo.processInfo.activeProcessorCount
-    }
+    /// Eval and predict use the same default (OPENBLAS_NUM_THREADS, else the cores this rank may use).
+    static var defaultThreads: Int { ThreadBudget.defaultThreads().threads }
+
+    @Option(help: "Signals that stop training gracefully (checkpoint at the next step, exit status 75): a list like TERM,USR1,INT, or none.") var preemptSignals = "TERM,USR1,INT"
 
     /// The preset (or default) configuration with this command line's overrides.
     func configuration() throws -> TrainConfig {
@@ -106,7 +106,12 @@ struct Train: ParsableCommand {
             let outPath = out ?? "runs/\(config.preset ?? config.model)"
             var runOptions = RunOptions(outDirectory: URL(fileURLWithPath: outPath))
             runOptions.keep = keep
-            runOptions.threads = max(1, threads)
+            if let threads {
+                runOptions.threads = max(1, threads)
+            } else {
+                (runOptions.threads, runOptions.threadsSource) = ThreadBudget.defaultThreads()
+            }
+            runOptions.preemptSignals = try Preemption.parse(preemptSignals)
             runOptions.quiet = quiet
             runOptions.strict = strict
             runOptions.pictures = !noPictures
@@ -148,7 +153,7 @@ struct Train: ParsableCommand {
                 }
             }
             let trainer = try Trainer(config: config, options: runOptions, communicator: world, resumeFrom: resumeState)
-            try trainer.run()
+            if case .preempted = try trainer.run() { Foundation.exit(Preemption.exitStatus) }
         }
     }
 }
