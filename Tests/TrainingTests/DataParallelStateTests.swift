@@ -1,0 +1,84 @@
+import Foundation
+import TestSupport
+import Training
+import XCTest
+
+/// What every rank holds besides the weights: BatchNorm buffers (rank 0's, broadcast after every
+/// step), and the run folder's leftovers and thread defaults.
+final class DataParallelStateTests: XCTestCase {
+    let fkp = TestPaths.product("fkp").path
+
+    /// A small U-Net (BatchNorm in every block) on 2 ranks, once with a checkpoint after every step
+    /// and once with one at the end only: the same weights and buffers, bit for bit. And the epoch's
+    /// validation (each rank scores its own shard) saw the saved model: scoring the final checkpoint
+    /// on one rank gives the same pixel error.
+    func testCheckpointCadenceDoesNotChangeTheModel() throws {
+        let every = TestPaths.temporaryDirectory("bn-every"), once = TestPaths.temporaryDirectory("bn-once")
+        defer { try? FileManager.default.removeItem(at: every); try? FileManager.default.removeItem(at: once) }
+        let common = ["train", "--model", "unet", "--width", "4", "--input-size", "32x32", "--data", "synthetic:40",
+                      "--batch", "4", "--epochs", "2", "--steps-per-epoch", "3", "--threads", "1", "--quiet", "--no-pictures", "--keep", "1"]
+        let a = try ProcessRunner.mpirun(ranks: 2, product: "fkp", common + ["--out", every.path, "--checkpoint-every", "1"])
+        XCTAssertEqual(a.status, 0, a.output)
+        let b = try ProcessRunner.mpirun(ranks: 2, product: "fkp", common + ["--out", once.path, "--checkpoint-every", "2e"])
+        XCTAssertEqual(b.status, 0, b.output)
+        let x = try CheckpointFile.read(try XCTUnwrap(CheckpointFile.list(in: every).last))
+        let y = try CheckpointFile.read(try XCTUnwrap(CheckpointFile.list(in: once).last))
+        XCTAssertEqual(x.metadata["step"], "6")
+        XCTAssertEqual(y.metadata["step"], "6")
+        let buffers = x.order.filter { $0.hasSuffix("running_var") }
+        XCTAssertFalse(buffers.isEmpty, "the model should have BatchNorm buffers")
+        XCTAssertTrue(buffers.contains { x.floats($0)!.contains { $0 != 1 } }, "the running statistics never moved")
+        XCTAssertEqual(x.order.sorted(), y.order.sorted())
+        for name in x.order { XCTAssertEqual(x.floats(name), y.floats(name), "\(name) depends on how often the run checkpointed") }
+
+        let metrics = try String(contentsOf: once.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        let last = try JSONSerialization.jsonObject(with: Data(metrics.last!.utf8)) as! [String: Any]
+        let validated = try XCTUnwrap(last["val_pixel_error"] as? Double)
+        let eval = try ProcessRunner.run(fkp, ["eval", "--checkpoint", CheckpointFile.list(in: once).last!.path,
+                                               "--data", "synthetic:40", "--validation-only", "--threads", "1"])
+        XCTAssertEqual(eval.status, 0, eval.output)
+        let line = try XCTUnwrap(eval.stdout.split(separator: "\n").first { $0.hasPrefix("mean pixel error: ") })
+        let scored = try XCTUnwrap(Double(line.dropFirst("mean pixel error: ".count)))
+        XCTAssertEqual(scored, validated, accuracy: 2e-3, "validation on 2 ranks did not score the saved model")
+    }
+
+    /// Temporaries of a killed checkpoint write (`.NAME.tmp-PID`) go; checkpoints, `latest` and
+    /// other hidden files stay.
+    func testStaleTemporaryCheckpointFilesAreRemoved() throws {
+        let dir = TestPaths.temporaryDirectory("stale")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let stale = ["." + CheckpointFile.name(step: 40) + ".tmp-123", ".latest.tmp-9"]
+        let kept = [CheckpointFile.name(step: 20), "latest", ".hidden", "notes.tmp-1", ".x.tmp-", ".y.tmp-12a", ".tmp-5"]
+        for name in stale + kept { try Data("x".utf8).write(to: dir.appendingPathComponent(name)) }
+        XCTAssertEqual(CheckpointFile.removeStaleTemporaries(in: dir), stale.sorted())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), kept.sorted())
+    }
+
+    func testDefaultThreadsFollowTheEnvironmentAndTheAffinityMask() throws {
+        XCTAssertEqual(ThreadBudget.defaultThreads(environment: ["OPENBLAS_NUM_THREADS": "3"]).threads, 3)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let affinity = try XCTUnwrap(ThreadBudget.affinityCores())
+        XCTAssertLessThanOrEqual(affinity, cores)
+        XCTAssertEqual(ThreadBudget.defaultThreads(environment: [:]).threads, affinity)
+        if affinity == cores {
+            // Unbound ranks share the node's cores.
+            XCTAssertEqual(ThreadBudget.defaultThreads(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "2"]).threads, max(1, cores / 2))
+        }
+        XCTAssertEqual(ThreadBudget.cpuCount(list: "0-3,8,10-11"), 7)
+        XCTAssertEqual(ThreadBudget.cpuCount(list: "5"), 1)
+        XCTAssertNil(ThreadBudget.cpuCount(list: "3-1"))
+        XCTAssertNil(ThreadBudget.cpuCount(list: "x"))
+
+        // A rank pinned to one core (taskset, as mpirun --bind-to core does) trains on one thread.
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") else { return }
+        let dir = TestPaths.temporaryDirectory("threads")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var env = ProcessRunner.cleanEnvironment()
+        env["OPENBLAS_NUM_THREADS"] = nil
+        let r = try ProcessRunner.run("/usr/bin/taskset", ["-c", "0", fkp, "train", "--data", "synthetic:20", "--epochs", "1",
+                                                           "--steps-per-epoch", "1", "--batch", "2", "--no-pictures", "--out", dir.path],
+                                      environment: env)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("1 threads per rank (the cores this rank is bound to)"), r.stdout)
+    }
+}
