@@ -3,11 +3,14 @@ import Dispatch
 import Engine
 import Foundation
 import Models
+import SwiftMPI
+import Training
 
 /// `fkp bench train`: full training steps (forward, MSE loss, backward, AdamW) on random input,
 /// one warm-up step, then `--steps` timed steps. Last lines: `GFLOP/s: X` then `images/s: X`.
 /// FLOPs are counted analytically: 2 per multiply-accumulate of the convolutions and linear
 /// layers, ×3 for a training step (forward, input gradient, weight gradient).
+/// Under `mpirun -np N` it measures data-parallel steps instead (see `DistributedBench`).
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -34,10 +37,14 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print time per layer type.")
     var profile = false
 
+    @Option(help: "Under mpirun: rounds of (1 rank alone, all ranks without allreduce, all ranks data-parallel); medians are reported.")
+    var rounds: Int = 3
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
     }
 
     func run() throws {
@@ -51,6 +58,13 @@ struct BenchTrain: ParsableCommand {
         let network: Network
         do { network = try ModelZoo.make(config, profile: layerProfile) } catch let error as ModelError {
             throw ValidationError(error.description)
+        }
+        if MPI.launchedByProcessManager && MPI.world.size > 1 {
+            guard !inference && !profile else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
+            runReportingErrors {
+                try DistributedBench(loop: BenchLoop(network: network, batch: batch, inference: false), world: MPI.world,
+                                     model: model, threads: threads).run(steps: steps, rounds: rounds)
+            }
         }
         let result = BenchLoop(network: network, batch: batch, inference: inference).run(steps: steps, profile: layerProfile)
         let flopsPerImage = Double(2 * network.macsPerImage) * (inference ? 1 : 3)
@@ -68,45 +82,60 @@ struct BenchTrain: ParsableCommand {
 }
 
 /// The timed loop, kept out of `run()` so the hot path is a plain method.
-struct BenchLoop {
+final class BenchLoop {
     let network: Network
     let batch: Int
     let inference: Bool
+    private let input: Tensor
+    private let target: [Float]
+    private let loss = MSELoss()
+    private let optimizer: AdamW
+    private(set) var lastLoss: Float = 0
 
-    func run(steps: Int, profile: LayerProfile?) -> (seconds: Double, otherSeconds: Double, loss: Float) {
+    init(network: Network, batch: Int, inference: Bool) {
+        self.network = network
+        self.batch = batch
+        self.inference = inference
         let c = network.config
         var rng = RandomGenerator(seed: 42)
-        let input = Tensor(shape: [batch, 1, c.inputHeight, c.inputWidth])
+        input = Tensor(shape: [batch, 1, c.inputHeight, c.inputWidth])
         for i in 0 ..< input.count { input.data[i] = rng.uniform(-1, 1) }
         let outputCount: Int
         switch network.outputKind {
         case .regression(let count): outputCount = batch * count
         case .heatmaps(let k, let h, let w): outputCount = batch * k * h * w
         }
-        let target = (0 ..< outputCount).map { _ in rng.uniform(-1, 1) }
-        let loss = MSELoss()
-        let optimizer = AdamW(store: network.store, learningRate: 1e-4, weightDecay: 0.01)
+        target = (0 ..< outputCount).map { _ in rng.uniform(-1, 1) }
+        optimizer = AdamW(store: network.store, learningRate: 1e-4, weightDecay: 0.01)
         network.training = !inference
-        var lastLoss: Float = 0
-        var other = 0.0
-        func step(timed: Bool) {
-            if inference { _ = network.forward(input); return }
-            network.store.zeroGrads()
-            let y = network.forward(input)
-            let t0 = now()
-            lastLoss = target.withUnsafeBufferPointer { loss.forward(y, $0.baseAddress!) }
-            if timed { other += now() - t0 }
-            network.backward(loss.gradient)
-            let t1 = now()
-            optimizer.step()
-            if timed { other += now() - t1 }
-        }
-        step(timed: false)   // warm-up: buffers are allocated here
+    }
+
+    /// One training step; with `sync`, the gradients are averaged over the ranks before AdamW.
+    /// Returns the seconds spent in the loss and optimizer, and in the gradient averaging.
+    @discardableResult
+    func step(sync: GradientSync? = nil) throws -> (other: Double, communication: Double) {
+        if inference { _ = network.forward(input); return (0, 0) }
+        network.store.zeroGrads()
+        let y = network.forward(input)
+        let t0 = now()
+        lastLoss = target.withUnsafeBufferPointer { loss.forward(y, $0.baseAddress!) }
+        let t1 = now()
+        network.backward(loss.gradient)
+        let t2 = now()
+        try sync?.average(network.store.grads)
+        let t3 = now()
+        optimizer.step()
+        return (t1 - t0 + now() - t3, t3 - t2)
+    }
+
+    func run(steps: Int, profile: LayerProfile?) -> (seconds: Double, otherSeconds: Double, loss: Float) {
+        try! step()   // warm-up: buffers are allocated here
         profile?.reset()
+        var other = 0.0
         let start = now()
-        for _ in 0 ..< steps { step(timed: true) }
+        for _ in 0 ..< steps { other += try! step().other }
         return (now() - start, other, lastLoss)
     }
 
-    private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 }

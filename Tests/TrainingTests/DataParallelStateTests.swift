@@ -42,6 +42,20 @@ final class DataParallelStateTests: XCTestCase {
         XCTAssertEqual(scored, validated, accuracy: 2e-3, "validation on 2 ranks did not score the saved model")
     }
 
+    /// `mpirun -np 2 fkp bench train`: the three measurements and the scaling figures, global
+    /// images/s last (what Scripts/bench-ddp-vs-pytorch reads).
+    func testDistributedBenchReportsScaling() throws {
+        let r = try ProcessRunner.mpirun(ranks: 2, product: "fkp", ["bench", "train", "--model", "nosenet", "--batch", "4",
+                                                                    "--steps", "3", "--rounds", "1"])
+        XCTAssertEqual(r.status, 0, r.output)
+        for needed in ["2 ranks x 1 threads", "1 rank alone:", "2 ranks, no allreduce:", "2 ranks, data parallel:", "compute ",
+                       "allreduce ", "weak-scaling efficiency: "] {
+            XCTAssertTrue(r.stdout.contains(needed), "\(needed) missing in \(r.stdout)")
+        }
+        let last = try XCTUnwrap(r.stdout.split(separator: "\n").last)
+        XCTAssertTrue(last.hasPrefix("images/s: ") && (Double(last.dropFirst(10)) ?? 0) > 0, String(last))
+    }
+
     /// Temporaries of a killed checkpoint write (`.NAME.tmp-PID`) go; checkpoints, `latest` and
     /// other hidden files stay.
     func testStaleTemporaryCheckpointFilesAreRemoved() throws {
