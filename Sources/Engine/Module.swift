@@ -44,6 +44,9 @@ public final class Context {
     public var random: RandomGenerator
     /// Scratch memory shared by all layers (im2col columns), sized to the largest request.
     public let workspace = Workspace()
+    /// Called by containers after each child's backward: the child's parameter gradients are final
+    /// then, so data parallelism can start their allreduce while backward goes on. nil: no-op.
+    public var backwardProgress: ((Module) -> Void)?
 
     public init(training: Bool = true, seed: UInt64 = 0) {
         self.training = training

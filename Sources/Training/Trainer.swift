@@ -19,6 +19,12 @@ public struct RunOptions {
     public var threads = 1
     /// Where `threads` came from (printed at start): "--threads", "OPENBLAS_NUM_THREADS", the affinity mask...
     public var threadsSource = "--threads"
+    /// Start each gradient bucket's allreduce as soon as backward has finished it (same bits as without).
+    public var overlap = true
+    /// Gradient bucket size for the allreduce (DDP's bucket_cap_mb: 25 MB).
+    public var bucketBytes = 25 << 20
+    /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).
+    public var stallTimeout: Double? = 600
     /// Signals that stop the run gracefully: checkpoint at the next step, exit `Preemption.exitStatus`.
     public var preemptSignals = Preemption.defaultSignals
     public var quiet = false
@@ -132,7 +138,8 @@ public final class Trainer {
                                       keypoints: config.keypoints, flipPermutation: markup.flipPermutation,
                                       normalisingPair: markup.normalisingPair.map { [$0.0, $0.1] }, task: config.task,
                                       heatmapSigma: config.heatmapSigma)
-        sync = GradientSync(communicator: communicator)
+        sync = GradientSync(communicator: communicator, bucketBytes: options.bucketBytes)
+        sync.watchForStalls(timeout: options.stallTimeout)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         // Steps depend on the global batch only, so the schedule is the same on any number of ranks.
         stepsPerEpoch = ElasticBatch.stepsPerEpoch(samples: data.train.count, globalBatch: globalBatch, cap: config.stepsPerEpoch)
@@ -321,7 +328,9 @@ public final class Trainer {
         network.training = true
         var clock = StepClock()
         var local = 0.0
-        for _ in 0 ..< config.accumulate {
+        let overlap = options.overlap && communicator.size > 1
+        sync.step = position.step + 1
+        for micro in 0 ..< config.accumulate {
             let next = try data.trainLoader.next()
             stepTimes.data += clock.lap()
             guard let batch = next else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
@@ -334,11 +343,13 @@ public final class Trainer {
                 let scale = 1 / Float(config.accumulate)
                 for i in 0 ..< gradient.count { gradient.data[i] *= scale }
             }
+            // The last pass's backward starts the allreduce of each bucket it finishes.
+            if overlap && micro == config.accumulate - 1 { sync.beginOverlap(network) }
             network.backward(gradient)
             position.epochImages += batch.count
             stepTimes.compute += clock.lap()
         }
-        try sync.average(network.store.grads)
+        if overlap { try sync.finish() } else { try sync.average(network.store.grads) }
         // The loss and the preemption flag share one tiny allreduce: agreeing costs nothing extra.
         var shared = [local / Double(config.accumulate), Preemption.pendingSignal != 0 ? 1 : 0]
         try communicator.allreduce(&shared, op: .sum)

@@ -111,18 +111,21 @@ final class BenchLoop {
     }
 
     /// One training step; with `sync`, the gradients are averaged over the ranks before AdamW.
-    /// Returns the seconds spent in the loss and optimizer, and in the gradient averaging.
+    /// With `overlap`, buckets start during backward (`GradientSync.beginOverlap`). Returns the
+    /// seconds spent in the loss and optimizer, and in averaging after backward (with overlap: the
+    /// exposed part of the allreduce).
     @discardableResult
-    func step(sync: GradientSync? = nil) throws -> (other: Double, communication: Double) {
+    func step(sync: GradientSync? = nil, overlap: Bool = false) throws -> (other: Double, communication: Double) {
         if inference { _ = network.forward(input); return (0, 0) }
         network.store.zeroGrads()
         let y = network.forward(input)
         let t0 = now()
         lastLoss = target.withUnsafeBufferPointer { loss.forward(y, $0.baseAddress!) }
         let t1 = now()
+        if overlap { sync?.beginOverlap(network) }
         network.backward(loss.gradient)
         let t2 = now()
-        try sync?.average(network.store.grads)
+        if overlap { try sync?.finish() } else { try sync?.average(network.store.grads) }
         let t3 = now()
         optimizer.step()
         return (t1 - t0 + now() - t3, t3 - t2)

@@ -41,6 +41,9 @@ struct Train: ParsableCommand {
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
+    @Flag(inversion: .prefixedNo, help: "Start each gradient bucket's allreduce while backward goes on (same results either way).") var overlap = true
+    @Option(help: "Gradient bucket size in MB for the allreduce (PyTorch DDP's bucket_cap_mb).") var bucketMb: Double = 25
+    @Option(help: "Abort the job when the gradient allreduce waits this many seconds for a rank, naming the missing ranks (0: wait forever).") var stallTimeout: Double = 600
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
 
@@ -112,6 +115,11 @@ struct Train: ParsableCommand {
                 (runOptions.threads, runOptions.threadsSource) = ThreadBudget.defaultThreads()
             }
             runOptions.preemptSignals = try Preemption.parse(preemptSignals)
+            runOptions.overlap = overlap
+            guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be 0 (off) or a number of seconds") }
+            runOptions.stallTimeout = stallTimeout > 0 ? stallTimeout : nil
+            guard bucketMb > 0, bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
+            runOptions.bucketBytes = max(4, Int(bucketMb * 1_048_576))
             runOptions.quiet = quiet
             runOptions.strict = strict
             runOptions.pictures = !noPictures
