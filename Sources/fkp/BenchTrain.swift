@@ -37,6 +37,9 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print time per layer type.")
     var profile = false
 
+    @Option(help: "Under mpirun: gradient bucket size in MB (as fkp train --bucket-mb).")
+    var bucketMb: Double = 25
+
     @Option(help: "Under mpirun: rounds of (1 rank alone, all ranks without allreduce, all ranks data-parallel); medians are reported.")
     var rounds: Int = 3
 
@@ -44,6 +47,7 @@ struct BenchTrain: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard bucketMb > 0 && bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
     }
 
@@ -63,7 +67,8 @@ struct BenchTrain: ParsableCommand {
             guard !inference && !profile else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
             runReportingErrors {
                 try DistributedBench(loop: BenchLoop(network: network, batch: batch, inference: false), world: MPI.world,
-                                     model: model, threads: threads).run(steps: steps, rounds: rounds)
+                                     model: model, threads: threads, bucketBytes: max(4, Int(bucketMb * 1_048_576)))
+                    .run(steps: steps, rounds: rounds)
             }
         }
         let result = BenchLoop(network: network, batch: batch, inference: inference).run(steps: steps, profile: layerProfile)

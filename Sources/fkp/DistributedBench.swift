@@ -17,12 +17,13 @@ struct DistributedBench {
     let world: Communicator
     let model: String
     let threads: Int
+    let bucketBytes: Int
 
     /// Global images/s and rank 0's per-step compute and (exposed) allreduce seconds.
     struct Measurement { var rate = 0.0, compute = 0.0, exchange = 0.0 }
 
     func run(steps: Int, rounds: Int) throws {
-        let sync = GradientSync(communicator: world)
+        let sync = GradientSync(communicator: world, bucketBytes: bucketBytes)
         let n = world.size, batch = loop.batch
         for overlap in [false, true, false] { try loop.step(sync: sync, overlap: overlap) }   // warm-up: buffers, caches, connections
         var alone: [Double] = [], independent: [Double] = [], after: [Measurement] = [], overlapped: [Measurement] = []
@@ -47,8 +48,9 @@ struct DistributedBench {
         print("model \(model), batch \(batch) per rank, \(n) ranks x \(threads) threads, \(rounds) rounds x \(steps) steps (medians):")
         print(String(format: "  1 rank alone:               %9.2f images/s (%.1f ms/step)", a, 1000 * Double(batch) / a))
         print(String(format: "  %d ranks, no allreduce:      %9.2f images/s (machine ceiling: %.1f %% of %d x alone)", n, b, 100 * b / (Double(n) * a), n))
-        print(String(format: "  %d ranks, allreduce after:   %9.2f images/s; step %.1f ms = compute %.1f + allreduce %.1f (%.1f MB of gradients)",
-                     n, plain.rate, 1000 * (plain.compute + plain.exchange), 1000 * plain.compute, 1000 * plain.exchange, gradientMB))
+        print(String(format: "  %d ranks, allreduce after:   %9.2f images/s; step %.1f ms = compute %.1f + allreduce %.1f (%.1f MB of gradients, %d buckets)",
+                     n, plain.rate, 1000 * (plain.compute + plain.exchange), 1000 * plain.compute, 1000 * plain.exchange, gradientMB,
+                     (loop.network.store.parameterCount + sync.bucketElements - 1) / sync.bucketElements))
         print(String(format: "  %d ranks, overlapped:        %9.2f images/s; step %.1f ms = compute %.1f + exposed allreduce %.1f (%.0f %% of it hidden)",
                      n, over.rate, 1000 * (over.compute + over.exchange), 1000 * over.compute, 1000 * over.exchange,
                      100 * (1 - over.exchange / max(plain.exchange, 1e-12))))
