@@ -47,6 +47,9 @@ public final class Context {
     /// When set, layers called as `layer(x, ctx)` / `layer.gradient(dy, ctx)` record their time
     /// here (`fkp bench train --profile`).
     public var profile: LayerProfile?
+    /// Called by containers after each child's backward: the child's parameter gradients are final
+    /// then, so data parallelism can start their allreduce while backward goes on. nil: no-op.
+    public var backwardProgress: ((Module) -> Void)?
 
     public init(training: Bool = true, seed: UInt64 = 0) {
         self.training = training

@@ -16,7 +16,10 @@ public final class Sequential: Module {
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         var g = dy
-        for layer in layers.reversed() { g = layer.gradient(g, ctx) }
+        for layer in layers.reversed() {
+            g = layer.gradient(g, ctx)
+            ctx.backwardProgress?(layer)
+        }
         return g
     }
 }

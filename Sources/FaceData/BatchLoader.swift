@@ -85,7 +85,20 @@ public final class BatchLoader: @unchecked Sendable {
 
     /// Begins (or restarts) preparing `epoch`'s batches in the background.
     /// `fromBatch` skips the epoch's first batches without loading them (an exact resume mid-epoch).
-    public func start(epoch: Int, fromBatch: Int = 0) { core.start(epoch: epoch, fromBatch: fromBatch) }
+    public func start(epoch: Int, fromBatch: Int = 0) {
+        core.start(epoch: epoch, order: sampler.indices(epoch: epoch), batches: batchesPerEpoch, fromBatch: fromBatch)
+    }
+
+    /// Begins preparing this rank's share of `positions` of the epoch's sample stream (see
+    /// `DistributedSampler.indices(epoch:positions:)`): the batches of an elastic resume. Returns
+    /// how many batches that is (the last may be short).
+    @discardableResult
+    public func start(epoch: Int, positions: Range<Int>) -> Int {
+        let order = sampler.indices(epoch: epoch, positions: positions)
+        let batches = (order.count + options.batchSize - 1) / options.batchSize
+        core.start(epoch: epoch, order: order, batches: batches, fromBatch: 0)
+        return batches
+    }
 
     /// The next batch of the epoch in order, or nil when the epoch is done. Throws the first load
     /// error in strict mode. The returned batch is reused after the next call.
@@ -99,7 +112,8 @@ final class LoaderCore: @unchecked Sendable {
     let options: LoaderOptions
     let pipeline: SamplePipeline
     let skips: SkipLog
-    let batchesPerEpoch: Int
+    /// Batches of the current `start` (the sampler's whole epoch, or a range of positions).
+    private var batchesPerEpoch: Int
 
     private let condition = NSCondition()
     private var epoch = 0
@@ -135,12 +149,12 @@ final class LoaderCore: @unchecked Sendable {
         condition.unlock()
     }
 
-    func start(epoch: Int, fromBatch: Int = 0) {
-        let indices = sampler.indices(epoch: epoch)
+    func start(epoch: Int, order indices: [Int], batches: Int, fromBatch: Int) {
         condition.lock()
         generation += 1
         self.epoch = epoch
         order = indices
+        batchesPerEpoch = batches
         nextToPrepare = min(max(0, fromBatch), batchesPerEpoch)
         nextToHand = nextToPrepare
         failure = nil

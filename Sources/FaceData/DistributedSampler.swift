@@ -45,6 +45,17 @@ public struct DistributedSampler: Sendable, Equatable {
         }
     }
 
+    /// This rank's share of `positions` in the epoch's sample stream (training, elastic resume).
+    /// The stream is the epoch's permutation repeated (position p is sample `perm[p % count]`);
+    /// rank r takes positions `from + r, from + r + world, ...`. With a global batch G that is a
+    /// multiple of the world size, optimizer step s covers positions `s·G ..< (s+1)·G` whatever the
+    /// world size, so a run resumed on other ranks at a step boundary visits the same samples.
+    public func indices(epoch: Int, positions: Range<Int>) -> [Int] {
+        guard count > 0, !positions.isEmpty else { return [] }
+        let permutation = globalPermutation(epoch: epoch)
+        return stride(from: positions.lowerBound + rank, to: positions.upperBound, by: worldSize).map { permutation[$0 % count] }
+    }
+
     /// Batches per epoch, the same on every rank in both modes (in evaluation the last batches of
     /// some ranks may be short or empty), so collective operations per batch stay matched.
     public func batchesPerEpoch(batchSize: Int, dropLast: Bool = false) -> Int {

@@ -22,7 +22,10 @@ public final class NamedSequential: Module {
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         var g = dy
-        for (_, layer) in named.reversed() { g = layer.gradient(g, ctx) }
+        for (_, layer) in named.reversed() {
+            g = layer.gradient(g, ctx)
+            ctx.backwardProgress?(layer)
+        }
         return g
     }
 }

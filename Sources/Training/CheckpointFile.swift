@@ -12,7 +12,9 @@ public enum CheckpointFile {
 
     public static let suffix = ".safetensors.zst"
     public static let formatName = "fkp-checkpoint"
-    public static let formatVersion = "1"
+    /// 2: the run position is kept in samples, with the global batch (elastic resume).
+    public static let formatVersion = "2"
+    public static let readableVersions = ["1", "2"]
 
     /// Compresses and writes `tensors` to `url` atomically.
     public static func write(_ tensors: SafeTensors, to url: URL) throws {
@@ -48,7 +50,7 @@ public enum CheckpointFile {
     public static func writeAtomically(_ bytes: [UInt8], to url: URL) throws {
         let directory = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let temporary = directory.appendingPathComponent(temporaryName(for: url.lastPathComponent, pid: getpid()))
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw Failure(path: temporary.path, message: "cannot create (\(String(cString: strerror(errno))))") }
         var ok = bytes.withUnsafeBytes { raw -> Bool in
@@ -74,6 +76,24 @@ public enum CheckpointFile {
         // fsync the directory so the rename itself survives a crash.
         let dirfd = open(directory.path, O_RDONLY)
         if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    }
+
+    /// Where `writeAtomically` writes `name` before renaming it: hidden, and tagged with the writer's PID.
+    static func temporaryName(for name: String, pid: Int32) -> String { ".\(name).tmp-\(pid)" }
+
+    /// Removes the temporaries of writes that never finished (`.NAME.tmp-PID`: a killed job leaves
+    /// one, as large as a checkpoint) and returns their names. Rank 0 calls it at the start of a
+    /// run, when no write of that run is in flight.
+    public static func removeStaleTemporaries(in directory: URL) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var removed: [String] = []
+        for name in names.sorted() where name.hasPrefix(".") {
+            guard let tag = name.range(of: ".tmp-", options: .backwards), tag.lowerBound > name.index(after: name.startIndex) else { continue }
+            let pid = name[tag.upperBound...]
+            guard !pid.isEmpty, pid.allSatisfy(\.isASCII), pid.allSatisfy(\.isNumber) else { continue }
+            if (try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))) != nil { removed.append(name) }
+        }
+        return removed
     }
 
     /// Checkpoints in `directory`, oldest first (by the step number in the name `step-NNNNNNNN`).

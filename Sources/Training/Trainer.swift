@@ -17,6 +17,16 @@ public struct RunOptions {
     /// Initial weights (e.g. imported torchvision ResNet-50), loaded non-strictly; the fc is skipped.
     public var initWeights: String? = nil
     public var threads = 1
+    /// Where `threads` came from (printed at start): "--threads", "OPENBLAS_NUM_THREADS", the affinity mask...
+    public var threadsSource = "--threads"
+    /// Start each gradient bucket's allreduce as soon as backward has finished it (same bits as without).
+    public var overlap = true
+    /// Gradient bucket size for the allreduce (DDP's bucket_cap_mb: 25 MB).
+    public var bucketBytes = 25 << 20
+    /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).
+    public var stallTimeout: Double? = 600
+    /// Signals that stop the run gracefully: checkpoint at the next step, exit `Preemption.exitStatus`.
+    public var preemptSignals = Preemption.defaultSignals
     public var quiet = false
     public var strict = false
     public var pictures = true
@@ -37,6 +47,15 @@ public struct TrainingFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// How a run ended (errors are thrown).
+public enum RunOutcome: Equatable, Sendable {
+    case finished
+    /// `--stop-after-steps` reached (tests, exact-resume checks); no checkpoint is added.
+    case stoppedAfterSteps
+    /// A preemption signal reached `ranks` ranks; a checkpoint at `step` was written.
+    case preempted(step: Int, ranks: Int)
+}
+
 public struct EpochRecord: Codable {
     public var epoch: Int
     public var step: Int
@@ -52,8 +71,8 @@ public struct EpochRecord: Codable {
 
 /// The data-parallel training loop. Every rank runs it: rank 0 initialises or loads the state and
 /// broadcasts it, each rank trains on its shard, gradients are averaged with an allreduce before
-/// every optimizer step (so all ranks take the same step), metrics are averaged, and only rank 0
-/// prints and writes files.
+/// every optimizer step (so all ranks take the same step), BatchNorm buffers follow rank 0's,
+/// metrics are averaged, and only rank 0 prints and writes files.
 public final class Trainer {
     public let config: TrainConfig
     public let options: RunOptions
@@ -63,18 +82,40 @@ public final class Trainer {
     public let optimizer: AdamW
     public let loss: Loss
     public let schedule: LearningRateSchedule
+    /// Samples per optimizer step over all ranks; a resumed run keeps its checkpoint's.
+    public let globalBatch: Int
+    public let stepsPerEpoch: Int
     public private(set) var position = RunPosition()
     public private(set) var history: [EpochRecord] = []
     /// Losses of every optimizer step of this process (averaged over ranks), for tests and curves.
     public private(set) var stepLosses: [Float] = []
+    /// Where this rank's step time went (printed at the end of the run).
+    public private(set) var stepTimes = StepTimes()
     let preprocessing: Preprocessing
     let sync: GradientSync
     let progress: ProgressReporter
     let normalisingPair: (Int, Int)?
+    /// Printed at start when a resume re-split the global batch over a new number of ranks.
+    private var elasticNote: String?
     private let input = Tensor(shape: [0])
+    private var epochStart = Date()
+    private var stepsThisRun = 0
     private var isRoot: Bool { communicator.rank == 0 }
 
-    public init(config: TrainConfig, options: RunOptions, communicator: Communicator, resumeFrom: TrainingCheckpoint.Contents? = nil) throws {
+    public init(config requested: TrainConfig, options: RunOptions, communicator: Communicator, resumeFrom: TrainingCheckpoint.Contents? = nil) throws {
+        // First, so a signal during the (possibly long) data loading is not fatal either.
+        Preemption.install(options.preemptSignals)
+        var config = requested
+        if let state = resumeFrom {
+            globalBatch = state.position.globalBatch
+            if globalBatch != config.batch * communicator.size * config.accumulate {
+                let (batch, accumulate) = try ElasticBatch.split(globalBatch: globalBatch, worldSize: communicator.size, maxBatch: config.batch)
+                elasticNote = "the checkpoint was written by \(state.position.worldSize) ranks × batch \(config.batch) × accumulate \(config.accumulate); on \(communicator.size) ranks the global batch \(globalBatch) is kept as batch \(batch) × accumulate \(accumulate)"
+                (config.batch, config.accumulate) = (batch, accumulate)
+            }
+        } else {
+            globalBatch = config.batch * communicator.size * config.accumulate
+        }
         self.config = config
         self.options = options
         self.communicator = communicator
@@ -96,10 +137,14 @@ public final class Trainer {
         loss = Trainer.lossFunction(config)
         normalisingPair = Trainer.normalisingPair(markup: markup, subset: config.keypoints)
         preprocessing = data.preprocessing
-        sync = GradientSync(communicator: communicator)
+        sync = GradientSync(communicator: communicator, bucketBytes: options.bucketBytes)
+        sync.watchForStalls(timeout: options.stallTimeout)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
-        let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
+        // Steps depend on the global batch only, so the schedule is the same on any number of ranks.
+        stepsPerEpoch = ElasticBatch.stepsPerEpoch(samples: data.train.count, globalBatch: globalBatch, cap: config.stepsPerEpoch)
         schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps)
+        position.globalBatch = globalBatch
+        position.worldSize = communicator.size
 
         if let state = resumeFrom {
             try restore(state)
@@ -133,11 +178,6 @@ public final class Trainer {
         return (i, j)
     }
 
-    static func stepsPerEpoch(_ config: TrainConfig, batches: Int) -> Int {
-        let steps = max(1, batches / max(1, config.accumulate))
-        return min(steps, config.stepsPerEpoch ?? steps)
-    }
-
     private func restore(_ state: TrainingCheckpoint.Contents) throws {
         guard state.model == network.config else {
             throw TrainingFailure("\(state.path): the checkpoint is for \(state.model.name) (\(state.model.outputs) outputs, \(state.model.inputWidth)x\(state.model.inputHeight)), this run builds \(network.config.name) (\(network.config.outputs) outputs, \(network.config.inputWidth)x\(network.config.inputHeight))")
@@ -152,100 +192,147 @@ public final class Trainer {
         position = state.position
         if position.worldSize == communicator.size, position.randomStates.count == communicator.size {
             network.context.random = RandomGenerator(state: position.randomStates[communicator.rank])
+        } else {
+            // Per-rank images of this epoch so far, as the new world counts them (for images/s).
+            position.epochImages = position.epochImages * position.worldSize / communicator.size
         }
         position.worldSize = communicator.size
     }
 
     // MARK: - The loop
 
-    public func run() throws {
-        let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
-        let globalBatch = config.batch * communicator.size * config.accumulate
-        if isRoot {
-            try FileManager.default.createDirectory(at: options.outDirectory, withIntermediateDirectories: true)
-            progress.log("fkp train: \(config.model) (\(network.parameterCount) parameters) on \(data.train.name), validation \(data.validation.count) faces")
-            progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; out \(options.outDirectory.path)")
-            if position.step > 0 { progress.log("resumed at epoch \(position.epoch + 1), step \(position.step)") }
-            if position.step == 0 && options.pictures { try? Pictures.trainingSamples(data.trainLoader, to: options.outDirectory) }
-        }
+    /// Trains until the last epoch, `--stop-after-steps`, or a preemption signal on any rank.
+    @discardableResult
+    public func run() throws -> RunOutcome {
+        try announce()
         if isRoot { try MetricsLog.truncate(options.outDirectory, afterEpoch: position.epoch) }
         history = isRoot ? MetricsLog.read(options.outDirectory) : []
         let started = Date()
-        var stepsThisRun = 0
+        var outcome = RunOutcome.finished
         while position.epoch < config.epochs {
-            // Resumed mid-epoch: the sums so far come from the checkpoint.
-            let epochStart = Date().addingTimeInterval(-position.epochSeconds)
-            var images = position.epochImages
-            data.trainLoader.start(epoch: position.epoch, fromBatch: position.batchInEpoch * config.accumulate)
-            while position.batchInEpoch < stepsPerEpoch {
-                if let stop = options.stopAfterSteps, stepsThisRun >= stop { return }
-                let stepLoss = try trainStep(images: &images)
-                position.epochLossSum += Double(stepLoss)
-                position.epochSteps += 1
-                position.epochImages = images
-                position.epochSeconds = Date().timeIntervalSince(epochStart)
-                position.batchInEpoch += 1
-                position.step += 1
-                stepsThisRun += 1
-                let elapsed = Date().timeIntervalSince(epochStart)
-                let perSecond = Double(images * communicator.size) / max(elapsed, 1e-9)
-                let stepsLeft = Double((config.epochs - position.epoch) * stepsPerEpoch - position.batchInEpoch)
-                progress.update(.init(epoch: position.epoch + 1, epochs: config.epochs, step: position.batchInEpoch,
-                                      stepsPerEpoch: stepsPerEpoch, loss: position.epochLossSum / Double(position.epochSteps), imagesPerSecond: perSecond,
-                                      secondsLeft: stepsLeft * elapsed / Double(max(1, position.batchInEpoch))))
-                // A step checkpoint that falls on the epoch's end is left to the epoch-end one.
-                let epochEndSaves = (position.epoch + 1) % options.checkpointEveryEpochs == 0 || position.epoch + 1 == config.epochs
-                if let every = options.checkpointEverySteps, position.step % every == 0,
-                   position.batchInEpoch < stepsPerEpoch || !epochEndSaves {
-                    try saveCheckpoint(globalBatch: globalBatch)
-                }
-            }
-            let seconds = Date().timeIntervalSince(epochStart)
-            // Step losses are already averaged over ranks.
-            let trainLoss = position.epochLossSum / Double(max(1, position.epochSteps))
-            let evaluation = try data.validationLoader.map {
-                try Evaluator.evaluate(network: network, loader: $0, loss: loss, config: config,
-                                       normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
-            }
-            let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
-                                     images_per_s: Double(images * communicator.size) / max(seconds, 1e-9),
-                                     lr: Double(schedule.rate(base: config.learningRate, step: max(0, position.step - 1))),
-                                     val_nme: evaluation?.metrics.nme, val_pixel_error: evaluation?.metrics.meanPixelError,
-                                     val_failure_rate: evaluation?.metrics.failureRate, seconds: seconds)
-            history.append(record)
-            position.epoch += 1
-            position.batchInEpoch = 0
-            position.epochLossSum = 0
-            position.epochSteps = 0
-            position.epochImages = 0
-            position.epochSeconds = 0
-            if isRoot {
-                try MetricsLog.append(record, to: options.outDirectory)
-                var line = String(format: "epoch %d/%d train_loss %.6f", record.epoch, config.epochs, record.train_loss)
-                if let e = evaluation {
-                    line += String(format: " val_loss %.6f val_nme %.4f val_px %.2f fail@0.08 %.1f%%", e.loss, e.metrics.nme,
-                                   e.metrics.meanPixelError, 100 * e.metrics.failureRate)
-                }
-                progress.log(line + String(format: " %.1f images/s %.0f s", record.images_per_s, seconds))
-            }
-            if position.epoch % options.checkpointEveryEpochs == 0 || position.epoch == config.epochs {
-                try saveCheckpoint(globalBatch: globalBatch)
+            if let stop = try trainEpoch() { outcome = stop; break }
+            try endEpoch()
+        }
+        if outcome == .finished && options.pictures { try finalPictures() }
+        if isRoot && outcome != .stoppedAfterSteps {
+            if stepTimes.steps > 0 { progress.log(stepTimes.summary) }
+            if case .preempted(let step, let ranks) = outcome {
+                let caught = Preemption.pendingSignal
+                progress.log("stopped by \(caught != 0 ? Preemption.name(caught) + " on rank 0" : "a signal") (\(ranks) rank\(ranks == 1 ? "" : "s")): checkpoint at step \(step) written; exit status \(Preemption.exitStatus), continue with --resume auto")
+            } else {
+                progress.log(String(format: "done in %.0f s; peak RSS %.0f MiB (rank 0); checkpoints in %@",
+                                    Date().timeIntervalSince(started), Double(peakResidentBytes()) / 1_048_576, options.outDirectory.path))
             }
         }
-        if options.pictures { try finalPictures() }
+        return outcome
+    }
+
+    /// Rank 0 prepares the run folder and says what will run.
+    private func announce() throws {
+        guard isRoot else { return }
+        try FileManager.default.createDirectory(at: options.outDirectory, withIntermediateDirectories: true)
+        let stale = CheckpointFile.removeStaleTemporaries(in: options.outDirectory)
+        progress.log("fkp train: \(config.model) (\(network.parameterCount) parameters) on \(data.train.name), validation \(data.validation.count) faces")
+        progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; \(options.threads) threads per rank (\(options.threadsSource)); out \(options.outDirectory.path)")
+        if !stale.isEmpty { progress.log("removed \(stale.count) temporary file\(stale.count == 1 ? "" : "s") of an interrupted checkpoint write: \(stale.joined(separator: ", "))") }
+        if let elasticNote { progress.log(elasticNote) }
+        if position.step > 0 { progress.log("resumed at epoch \(position.epoch + 1), step \(position.step) (sample \(position.sampleInEpoch) of the epoch)") }
+        if position.step == 0 && options.pictures { try? Pictures.trainingSamples(data.trainLoader, to: options.outDirectory) }
+    }
+
+    /// The rest of the current epoch's steps; a non-nil outcome ends the run early.
+    private func trainEpoch() throws -> RunOutcome? {
+        // Resumed mid-epoch: the sums so far come from the checkpoint.
+        epochStart = Date().addingTimeInterval(-position.epochSeconds)
+        data.trainLoader.start(epoch: position.epoch, positions: position.sampleInEpoch ..< stepsPerEpoch * globalBatch)
+        while position.batchInEpoch < stepsPerEpoch {
+            if let stop = options.stopAfterSteps, stepsThisRun >= stop { return .stoppedAfterSteps }
+            let (stepLoss, signalledRanks) = try trainStep()
+            advance(loss: stepLoss)
+            let saved = try checkpointIfDue()
+            if signalledRanks > 0 {
+                if !saved { try saveCheckpoint() }
+                return .preempted(step: position.step, ranks: signalledRanks)
+            }
+        }
+        return nil
+    }
+
+    /// Books a finished optimizer step and shows progress.
+    private func advance(loss stepLoss: Float) {
+        position.epochLossSum += Double(stepLoss)
+        position.epochSteps += 1
+        position.epochSeconds = Date().timeIntervalSince(epochStart)
+        position.batchInEpoch += 1
+        position.sampleInEpoch += globalBatch
+        position.step += 1
+        stepsThisRun += 1
+        let elapsed = position.epochSeconds
+        let perSecond = Double(position.epochImages * communicator.size) / max(elapsed, 1e-9)
+        let stepsLeft = Double((config.epochs - position.epoch) * stepsPerEpoch - position.batchInEpoch)
+        progress.update(.init(epoch: position.epoch + 1, epochs: config.epochs, step: position.batchInEpoch,
+                              stepsPerEpoch: stepsPerEpoch, loss: position.epochLossSum / Double(position.epochSteps), imagesPerSecond: perSecond,
+                              secondsLeft: stepsLeft * elapsed / Double(max(1, position.batchInEpoch))))
+    }
+
+    /// `--checkpoint-every N` steps; one that falls on the epoch's end is left to the epoch-end one.
+    private func checkpointIfDue() throws -> Bool {
+        let epochEndSaves = (position.epoch + 1) % options.checkpointEveryEpochs == 0 || position.epoch + 1 == config.epochs
+        guard let every = options.checkpointEverySteps, position.step % every == 0,
+              position.batchInEpoch < stepsPerEpoch || !epochEndSaves else { return false }
+        try saveCheckpoint()
+        return true
+    }
+
+    /// Validation, the epoch's metrics line, and the epoch checkpoint.
+    private func endEpoch() throws {
+        let seconds = Date().timeIntervalSince(epochStart)
+        // Step losses are already averaged over ranks.
+        let trainLoss = position.epochLossSum / Double(max(1, position.epochSteps))
+        let evaluation = try data.validationLoader.map {
+            try Evaluator.evaluate(network: network, loader: $0, loss: loss, config: config,
+                                   normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
+        }
+        let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
+                                 images_per_s: Double(position.epochImages * communicator.size) / max(seconds, 1e-9),
+                                 lr: Double(schedule.rate(base: config.learningRate, step: max(0, position.step - 1))),
+                                 val_nme: evaluation?.metrics.nme, val_pixel_error: evaluation?.metrics.meanPixelError,
+                                 val_failure_rate: evaluation?.metrics.failureRate, seconds: seconds)
+        history.append(record)
+        position.epoch += 1
+        position.batchInEpoch = 0
+        position.sampleInEpoch = 0
+        position.epochLossSum = 0
+        position.epochSteps = 0
+        position.epochImages = 0
+        position.epochSeconds = 0
         if isRoot {
-            progress.log(String(format: "done in %.0f s; peak RSS %.0f MiB (rank 0); checkpoints in %@",
-                                Date().timeIntervalSince(started), Double(peakResidentBytes()) / 1_048_576, options.outDirectory.path))
+            try MetricsLog.append(record, to: options.outDirectory)
+            var line = String(format: "epoch %d/%d train_loss %.6f", record.epoch, config.epochs, record.train_loss)
+            if let e = evaluation {
+                line += String(format: " val_loss %.6f val_nme %.4f val_px %.2f fail@0.08 %.1f%%", e.loss, e.metrics.nme,
+                               e.metrics.meanPixelError, 100 * e.metrics.failureRate)
+            }
+            progress.log(line + String(format: " %.1f images/s %.0f s", record.images_per_s, seconds))
+        }
+        if position.epoch % options.checkpointEveryEpochs == 0 || position.epoch == config.epochs {
+            try saveCheckpoint()
         }
     }
 
-    /// One optimizer step: `accumulate` forward/backward passes, gradient averaging over ranks, AdamW.
-    /// Returns the loss averaged over the micro-batches and ranks.
-    private func trainStep(images: inout Int) throws -> Float {
+    /// One optimizer step: `accumulate` forward/backward passes, gradient averaging over ranks, AdamW,
+    /// then rank 0's BatchNorm buffers to every rank. Returns the loss averaged over the micro-batches
+    /// and ranks, and how many ranks have caught a preemption signal (agreed in the same allreduce).
+    private func trainStep() throws -> (loss: Float, signalledRanks: Int) {
         network.training = true
+        var clock = StepClock()
         var local = 0.0
-        for _ in 0 ..< config.accumulate {
-            guard let batch = try data.trainLoader.next() else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
+        let overlap = options.overlap && communicator.size > 1
+        sync.step = position.step + 1
+        for micro in 0 ..< config.accumulate {
+            let next = try data.trainLoader.next()
+            stepTimes.data += clock.lap()
+            guard let batch = next else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
             let output = Evaluator.forward(network, batch, into: input)
             let target = config.task.target(of: batch)
             let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
@@ -255,30 +342,45 @@ public final class Trainer {
                 let scale = 1 / Float(config.accumulate)
                 for i in 0 ..< gradient.count { gradient.data[i] *= scale }
             }
+            // The last pass's backward starts the allreduce of each bucket it finishes.
+            if overlap && micro == config.accumulate - 1 { sync.beginOverlap(network) }
             network.backward(gradient)
-            images += batch.count
+            position.epochImages += batch.count
+            stepTimes.compute += clock.lap()
         }
-        try sync.average(network.store.grads)
-        let mean = try communicator.allreduce(local / Double(config.accumulate), op: .sum) / Double(communicator.size)
+        if overlap { try sync.finish() } else { try sync.average(network.store.grads) }
+        // The loss and the preemption flag share one tiny allreduce: agreeing costs nothing extra.
+        var shared = [local / Double(config.accumulate), Preemption.pendingSignal != 0 ? 1 : 0]
+        try communicator.allreduce(&shared, op: .sum)
+        stepTimes.communication += clock.lap()
+        let mean = shared[0] / Double(communicator.size)
         guard mean.isFinite else {
             throw TrainingFailure("the loss became \(mean) at step \(position.step + 1) (epoch \(position.epoch + 1)); stopping. The last good checkpoint in \(options.outDirectory.path) is kept — try a lower --lr")
         }
         optimizer.step(learningRate: schedule.rate(base: config.learningRate, step: position.step))
         network.store.zeroGrads()
+        stepTimes.compute += clock.lap()
+        try broadcastBuffers()
+        stepTimes.communication += clock.lap()
+        stepTimes.steps += 1
         stepLosses.append(Float(mean))
-        return Float(mean)
+        return (Float(mean), Int(shared[1]))
+    }
+
+    /// BatchNorm running statistics follow rank 0's, as DDP's default `broadcast_buffers` does:
+    /// every rank then evaluates (validation shards, pictures) and saves the same model, and no
+    /// checkpoint has to change the model first. Averaging would cost the same allreduce but
+    /// give statistics of no single model's history; rank 0's are an ordinary EMA of its batches.
+    private func broadcastBuffers() throws {
+        guard communicator.size > 1 && network.store.bufferCount > 0 else { return }
+        try communicator.broadcast(network.store.state)
     }
 
     // MARK: - Checkpoints
 
-    /// Averages BatchNorm running statistics over ranks (each rank saw its own batches), gathers
-    /// every rank's dropout generator, and has rank 0 write the checkpoint.
-    public func saveCheckpoint(globalBatch: Int) throws {
-        if communicator.size > 1 && network.store.bufferCount > 0 {
-            try communicator.allreduce(network.store.state, op: .sum)
-            let scale = 1 / Float(communicator.size)
-            for i in 0 ..< network.store.bufferCount { network.store.state[i] *= scale }
-        }
+    /// Gathers every rank's dropout generator and has rank 0 write the checkpoint. Reads the model
+    /// only: how often a run checkpoints never changes what it trains.
+    public func saveCheckpoint() throws {
         let words = try communicator.allgather(network.context.random.stateArray.map { Int64(bitPattern: $0) })
         position.randomStates = (0 ..< communicator.size).map { r in words[(r * 4) ..< (r * 4 + 4)].map { UInt64(bitPattern: $0) } }
         position.worldSize = communicator.size

@@ -4,10 +4,17 @@ import Models
 import SwiftMPI
 
 /// Where a run stands: enough, with the weights and optimizer state, for a bit-exact resume.
+/// The position is kept in samples of the epoch's sample stream (see
+/// `DistributedSampler.indices(epoch:positions:)`) and the global batch is kept with it, so a run
+/// resumes on any number of ranks at the same sample with the same schedule.
 public struct RunPosition: Codable, Equatable, Sendable {
     public var epoch = 0
-    /// Batches of `epoch` already done (resume skips them).
+    /// Optimizer steps of `epoch` already done (resume skips them).
     public var batchInEpoch = 0
+    /// Samples of `epoch`'s stream already trained on (all ranks together): batchInEpoch × globalBatch.
+    public var sampleInEpoch = 0
+    /// Samples per optimizer step over all ranks (per-rank batch × ranks × accumulate); kept on resume.
+    public var globalBatch = 0
     /// Optimizer steps taken.
     public var step = 0
     public var worldSize = 1
@@ -20,6 +27,23 @@ public struct RunPosition: Codable, Equatable, Sendable {
     public var epochSeconds = 0.0
 
     public init() {}
+
+    /// Format 1 had no sample position or global batch: both are 0 there and filled from the
+    /// checkpoint's `global_batch` metadata (its batch position then meant the same samples).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        batchInEpoch = try c.decode(Int.self, forKey: .batchInEpoch)
+        sampleInEpoch = try c.decodeIfPresent(Int.self, forKey: .sampleInEpoch) ?? 0
+        globalBatch = try c.decodeIfPresent(Int.self, forKey: .globalBatch) ?? 0
+        step = try c.decode(Int.self, forKey: .step)
+        worldSize = try c.decode(Int.self, forKey: .worldSize)
+        randomStates = try c.decode([[UInt64]].self, forKey: .randomStates)
+        epochLossSum = try c.decode(Double.self, forKey: .epochLossSum)
+        epochSteps = try c.decode(Int.self, forKey: .epochSteps)
+        epochImages = try c.decode(Int.self, forKey: .epochImages)
+        epochSeconds = try c.decode(Double.self, forKey: .epochSeconds)
+    }
 }
 
 /// The preprocessing a model was trained with, so eval and predict need only the checkpoint.
@@ -81,8 +105,8 @@ public enum TrainingCheckpoint {
         guard file.metadata["format"] == CheckpointFile.formatName else {
             throw fail("not an fkp checkpoint (no format=\(CheckpointFile.formatName) in its metadata)")
         }
-        guard file.metadata["format_version"] == CheckpointFile.formatVersion else {
-            throw fail("checkpoint format version \(file.metadata["format_version"] ?? "?") is not supported (this fkp reads \(CheckpointFile.formatVersion))")
+        guard let version = file.metadata["format_version"], CheckpointFile.readableVersions.contains(version) else {
+            throw fail("checkpoint format version \(file.metadata["format_version"] ?? "?") is not supported (this fkp reads \(CheckpointFile.readableVersions.joined(separator: " and ")))")
         }
         func decode<T: Decodable>(_ key: String, as: T.Type) throws -> T {
             guard let text = file.metadata[key], let value = try? JSONDecoder().decode(T.self, from: Data(text.utf8)) else {
@@ -90,10 +114,18 @@ public enum TrainingCheckpoint {
             }
             return value
         }
+        var position = try decode("position", as: RunPosition.self)
+        if position.globalBatch == 0 {   // format 1
+            guard let globalBatch = Int(file.metadata["global_batch"] ?? ""), globalBatch > 0 else {
+                throw fail("metadata 'global_batch' is missing or malformed")
+            }
+            position.globalBatch = globalBatch
+            position.sampleInEpoch = position.batchInEpoch * globalBatch
+        }
         return Contents(path: path, file: file, config: try decode("config", as: TrainConfig.self),
                         model: try decode("model", as: ModelConfig.self),
                         preprocessing: try decode("preprocessing", as: Preprocessing.self),
-                        position: try decode("position", as: RunPosition.self),
+                        position: position,
                         optimizerStep: Int(file.metadata["optimizer_step"] ?? "0") ?? 0)
     }
 

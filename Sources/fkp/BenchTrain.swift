@@ -3,6 +3,8 @@ import Dispatch
 import Engine
 import Foundation
 import Models
+import SwiftMPI
+import Training
 
 /// `fkp bench train`: full training steps (forward, MSE loss, backward, AdamW) on random input,
 /// `--warmup` untimed steps, then steps timed one by one until at least `--seconds` have passed
@@ -10,6 +12,7 @@ import Models
 /// does for PyTorch. Last lines: `GFLOP/s: X` then `images/s: X`.
 /// FLOPs are counted analytically: 2 per multiply-accumulate of the convolutions and linear
 /// layers, ×3 for a training step (forward, input gradient, weight gradient).
+/// Under `mpirun -np N` it measures data-parallel steps instead (see `DistributedBench`).
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -27,11 +30,11 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Untimed warm-up steps (buffers are allocated in the first).")
     var warmup: Int = 3
 
-    @Option(help: "Time steps for at least this many seconds.")
+    @Option(help: "Time steps for at least this many seconds (one rank).")
     var seconds: Double = 8
 
-    @Option(help: "Time at least this many steps.")
-    var steps: Int = 3
+    @Option(help: "Time at least this many steps (one rank, default 3); steps per measurement under mpirun (default 10).")
+    var steps: Int?
 
     @Option(help: "Outputs (default: the model's standard keypoints).")
     var outputs: Int?
@@ -42,10 +45,18 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print time per layer type.")
     var profile = false
 
+    @Option(help: "Under mpirun: gradient bucket size in MB (as fkp train --bucket-mb).")
+    var bucketMb: Double = 25
+
+    @Option(help: "Under mpirun: rounds of (1 rank alone, all ranks without allreduce, all ranks data-parallel); medians are reported.")
+    var rounds: Int = 3
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard bucketMb > 0 && bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
         guard warmup >= 1 else { throw ValidationError("--warmup must be at least 1, got \(warmup)") }
         guard seconds >= 0 else { throw ValidationError("--seconds must not be negative, got \(seconds)") }
     }
@@ -62,9 +73,17 @@ struct BenchTrain: ParsableCommand {
         do { network = try ModelZoo.make(config) } catch let error as ModelError {
             throw ValidationError(error.description)
         }
+        if MPI.launchedByProcessManager && MPI.world.size > 1 {
+            guard !inference && !profile else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
+            runReportingErrors {
+                try DistributedBench(loop: BenchLoop(network: network, batch: batch, inference: false), world: MPI.world,
+                                     model: model, threads: threads, bucketBytes: max(4, Int(bucketMb * 1_048_576)))
+                    .run(steps: steps ?? 10, rounds: rounds)
+            }
+        }
         network.context.profile = layerProfile
         let result = BenchLoop(network: network, batch: batch, inference: inference)
-            .run(warmup: warmup, minimumSteps: steps, minimumSeconds: seconds, profile: layerProfile)
+            .run(warmup: warmup, minimumSteps: steps ?? 3, minimumSeconds: seconds, profile: layerProfile)
         let flopsPerImage = Double(2 * network.macsPerImage) * (inference ? 1 : 3)
         let timed = result.stepSeconds.count
         let perStep = result.stepSeconds.sorted()[timed / 2]
@@ -83,48 +102,66 @@ struct BenchTrain: ParsableCommand {
 }
 
 /// The timed loop, kept out of `run()` so the hot path is a plain method.
-struct BenchLoop {
+final class BenchLoop {
     let network: Network
     let batch: Int
     let inference: Bool
+    private let input: Tensor
+    private let target: [Float]
+    private let loss = MSELoss()
+    private let optimizer: AdamW
+    private(set) var lastLoss: Float = 0
 
-    func run(warmup: Int, minimumSteps: Int, minimumSeconds: Double, profile: LayerProfile?)
-        -> (stepSeconds: [Double], otherSeconds: Double, loss: Float, minorFaults: Int) {
+    init(network: Network, batch: Int, inference: Bool) {
+        self.network = network
+        self.batch = batch
+        self.inference = inference
         let c = network.config
         var rng = RandomGenerator(seed: 42)
-        let input = Tensor(shape: [batch, 1, c.inputHeight, c.inputWidth])
+        input = Tensor(shape: [batch, 1, c.inputHeight, c.inputWidth])
         for i in 0 ..< input.count { input.data[i] = rng.uniform(-1, 1) }
         let outputCount: Int
         switch network.outputKind {
         case .regression(let count): outputCount = batch * count
         case .heatmaps(let k, let h, let w): outputCount = batch * k * h * w
         }
-        let target = (0 ..< outputCount).map { _ in rng.uniform(-1, 1) }
-        let loss = MSELoss()
-        let optimizer = AdamW(store: network.store, learningRate: 1e-4, weightDecay: 0.01)
+        target = (0 ..< outputCount).map { _ in rng.uniform(-1, 1) }
+        optimizer = AdamW(store: network.store, learningRate: 1e-4, weightDecay: 0.01)
         network.training = !inference
-        var lastLoss: Float = 0
-        var other = 0.0
-        func step(timed: Bool) {
-            if inference { _ = network.forward(input); return }
-            network.store.zeroGrads()
-            let y = network.forward(input)
-            let t0 = now()
-            lastLoss = target.withUnsafeBufferPointer { loss.forward(y, $0.baseAddress!) }
-            if timed { other += now() - t0 }
-            network.backward(loss.gradient)
-            let t1 = now()
-            optimizer.step()
-            if timed { other += now() - t1 }
-        }
-        for _ in 0 ..< warmup { step(timed: false) }   // buffers are allocated in the first
+    }
+
+    /// One training step; with `sync`, the gradients are averaged over the ranks before AdamW.
+    /// With `overlap`, buckets start during backward (`GradientSync.beginOverlap`). Returns the
+    /// seconds spent in the loss and optimizer, and in averaging after backward (with overlap: the
+    /// exposed part of the allreduce).
+    @discardableResult
+    func step(sync: GradientSync? = nil, overlap: Bool = false) throws -> (other: Double, communication: Double) {
+        if inference { _ = network.forward(input); return (0, 0) }
+        network.store.zeroGrads()
+        let y = network.forward(input)
+        let t0 = now()
+        lastLoss = target.withUnsafeBufferPointer { loss.forward(y, $0.baseAddress!) }
+        let t1 = now()
+        if overlap { sync?.beginOverlap(network) }
+        network.backward(loss.gradient)
+        let t2 = now()
+        if overlap { try sync?.finish() } else { try sync?.average(network.store.grads) }
+        let t3 = now()
+        optimizer.step()
+        return (t1 - t0 + now() - t3, t3 - t2)
+    }
+
+    func run(warmup: Int, minimumSteps: Int, minimumSeconds: Double, profile: LayerProfile?)
+        -> (stepSeconds: [Double], otherSeconds: Double, loss: Float, minorFaults: Int) {
+        for _ in 0 ..< warmup { try! step() }   // buffers are allocated in the first
         profile?.reset()
         var stepSeconds: [Double] = []
+        var other = 0.0
         let faults = minorFaults()
         let start = now()
         while stepSeconds.count < minimumSteps || now() - start < minimumSeconds {
             let t0 = now()
-            step(timed: true)
+            other += try! step().other
             stepSeconds.append(now() - t0)
         }
         return (stepSeconds, other, lastLoss, minorFaults() - faults)
@@ -138,5 +175,5 @@ struct BenchLoop {
         return usage.ru_minflt
     }
 
-    private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 }

@@ -21,7 +21,7 @@ struct Train: ParsableCommand {
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: \(TrainConfig.Schedule.syntax).") var schedule: TrainConfig.Schedule?
     @Flag(inversion: .prefixedNo, help: "Augment training samples (shear, shift, zoom, rotation, flip, light).") var augment: Bool?
-    @Option(help: "Threads per rank for OpenBLAS and the engine's loops.") var threads: Int = Train.defaultThreads
+    @Option(help: "Threads per rank for OpenBLAS and the engine's loops (default: OPENBLAS_NUM_THREADS, else the cores this rank may use).") var threads: Int?
     @Option(help: "Seed for weights, split, shuffling, augmentation and dropout.") var seed: UInt64?
     @Option(help: "Run folder for checkpoints, metrics and pictures (default runs/PRESET).") var out: String?
     @Option(help: "Checkpoint every N optimizer steps, or every N epochs with a suffix: 500 or 2e (default 1e).") var checkpointEvery: String?
@@ -43,13 +43,16 @@ struct Train: ParsableCommand {
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
     @OptionGroup var imageLimit: ImageLimitOptions
+    @Flag(inversion: .prefixedNo, help: "Start each gradient bucket's allreduce while backward goes on (same results either way).") var overlap = true
+    @Option(help: "Gradient bucket size in MB for the allreduce (PyTorch DDP's bucket_cap_mb).") var bucketMb: Double = 25
+    @Option(help: "Abort the job when the gradient allreduce waits this many seconds for a rank, naming the missing ranks (0: wait forever).") var stallTimeout: Double = 600
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
 
-    static var defaultThreads: Int {
-        if let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n > 0 { return n }
-        return MPI.launchedByProcessManager ? 1 : ProcessInfo.processInfo.activeProcessorCount
-    }
+    /// Eval and predict use the same default (OPENBLAS_NUM_THREADS, else the cores this rank may use).
+    static var defaultThreads: Int { ThreadBudget.defaultThreads().threads }
+
+    @Option(help: "Signals that stop training gracefully (checkpoint at the next step, exit status 75): a list like TERM,USR1,INT, or none.") var preemptSignals = "TERM,USR1,INT"
 
     /// The preset (or default) configuration with this command line's overrides.
     func configuration() throws -> TrainConfig {
@@ -105,7 +108,17 @@ struct Train: ParsableCommand {
             let outPath = out ?? "runs/\(config.preset ?? config.model)"
             var runOptions = RunOptions(outDirectory: URL(fileURLWithPath: outPath))
             runOptions.keep = keep
-            runOptions.threads = max(1, threads)
+            if let threads {
+                runOptions.threads = max(1, threads)
+            } else {
+                (runOptions.threads, runOptions.threadsSource) = ThreadBudget.defaultThreads()
+            }
+            runOptions.preemptSignals = try Preemption.parse(preemptSignals)
+            runOptions.overlap = overlap
+            guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be 0 (off) or a number of seconds") }
+            runOptions.stallTimeout = stallTimeout > 0 ? stallTimeout : nil
+            guard bucketMb > 0, bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
+            runOptions.bucketBytes = max(4, Int(bucketMb * 1_048_576))
             runOptions.quiet = quiet
             runOptions.strict = strict
             runOptions.maxPixels = imageLimit.maxPixels
@@ -148,7 +161,7 @@ struct Train: ParsableCommand {
                 }
             }
             let trainer = try Trainer(config: config, options: runOptions, communicator: world, resumeFrom: resumeState)
-            try trainer.run()
+            if case .preempted = try trainer.run() { Foundation.exit(Preemption.exitStatus) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 /// Checks what can be checked here of the cluster deployment files (no Slurm, Kubernetes or container
@@ -58,13 +59,26 @@ final class DeployTests: XCTestCase {
             return try XCTUnwrap((podSpec["containers"] as? [[String: Any]])?.first)
         }
         let launch = try container(launcher)
-        let command = (launch["command"] as? [String] ?? []) + (launch["args"] as? [String] ?? [])
+        var command = (launch["command"] as? [String] ?? []) + (launch["args"] as? [String] ?? [])
+        // A `sh -c SCRIPT mpirun ARGS...` wrapper (it turns the kubelet's TERM into USR1 for the ranks).
+        if command.count > 3 && command[0].hasSuffix("sh") && command[1] == "-c" {
+            XCTAssertTrue(command[2].contains("trap") && command[2].contains("USR1"), "the launcher wrapper should forward TERM as USR1: \(command[2])")
+            command.removeFirst(3)
+        }
         XCTAssertEqual(command.first, "mpirun", "the launcher runs mpirun: \(command)")
         let np = command.firstIndex(of: "-np").flatMap { command.indices.contains($0 + 1) ? Int(command[$0 + 1]) : nil }
         XCTAssertEqual(np, workers * slots, "-np should be Worker.replicas x slotsPerWorker")
         XCTAssertTrue(command.contains("train") && command.contains("--resume"), "\(command)")
 
+        // Preemption: both pods get a grace period that fits a step and a checkpoint write, and the
+        // worker passes the kubelet's TERM on to its ranks instead of dying with sshd.
+        for replica in [launcher, worker] {
+            let podSpec = try XCTUnwrap((replica["template"] as? [String: Any])?["spec"] as? [String: Any])
+            XCTAssertGreaterThanOrEqual(podSpec["terminationGracePeriodSeconds"] as? Int ?? 0, 120)
+        }
         let work = try container(worker)
+        let workerScript = (work["command"] as? [String] ?? []).joined(separator: " ")
+        XCTAssertTrue(workerScript.contains("trap") && workerScript.contains("USR1") && workerScript.contains("sshd"), workerScript)
         XCTAssertNotNil((work["resources"] as? [String: Any])?["limits"], "worker resources")
         let mounts = (work["volumeMounts"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         let podSpec = try XCTUnwrap((worker["template"] as? [String: Any])?["spec"] as? [String: Any])
@@ -89,9 +103,40 @@ final class DeployTests: XCTestCase {
             XCTAssertTrue(directives.contains { $0.contains(option) }, "no #SBATCH \(option) before the first command")
         }
         for needed in ["OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK", "srun --mpi=pmix", "mpirun", "--resume auto",
-                       "trap requeue USR1", "scontrol requeue"] {
+                       "trap checkpoint_and_requeue USR1", "scontrol requeue", "-eq 75"] {
             XCTAssertTrue(text.contains(needed), "\(file) lacks \(needed)")
         }
+    }
+
+    /// The sbatch script's time-limit path for real, minus Slurm: USR1 to the batch shell (what
+    /// `--signal=B:USR1@300` sends) reaches the ranks through mpirun, fkp checkpoints and exits 75,
+    /// and only then does the script requeue. `scontrol` is the one piece that cannot run here: a
+    /// stand-in on PATH records its arguments.
+    func testSbatchScriptCheckpointsThenRequeuesOnUSR1() throws {
+        let dir = TestPaths.temporaryDirectory("sbatch")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bin = dir.appendingPathComponent("bin"), run = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let calls = dir.appendingPathComponent("scontrol-calls")
+        try "#!/bin/sh\necho \"$@\" >> \(calls.path)\n".write(to: bin.appendingPathComponent("scontrol"), atomically: true, encoding: .utf8)
+        chmod(bin.appendingPathComponent("scontrol").path, 0o755)
+        var env = ProcessRunner.cleanEnvironment([
+            "LAUNCHER": "mpirun", "FKP": TestPaths.product("fkp").path, "DATA_DIR": "synthetic:160", "RUN_DIR": run.path,
+            "TRAIN_ARGS": "--epochs 2 --batch 8 --threads 1 --quiet --no-pictures --checkpoint-every 3 --keep 20",
+            "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "1",
+            "OMPI_MCA_plm": "isolated", "OMPI_MCA_rmaps_base_oversubscribe": "1",
+        ])
+        env["PATH"] = bin.path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        let job = try BackgroundProcess("/bin/bash", [path("deploy/slurm/train.sbatch")], environment: env)
+        job.waitFor(run.appendingPathComponent(CheckpointFile.name(step: 3)))
+        kill(job.pid, SIGUSR1)
+        let result = job.wait(timeout: 120)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("finished with status 75"), result.output)
+        XCTAssertEqual(try String(contentsOf: calls, encoding: .utf8), "requeue 4242\n")
+        let last = try XCTUnwrap(CheckpointFile.list(in: run).last)
+        let step = try TrainingCheckpoint.contents(of: try CheckpointFile.read(last), path: last.path).position.step
+        XCTAssertTrue((4 ..< 16).contains(step), "checkpoint at step \(step): the run should stop mid-way")
     }
 
     // MARK: Container
