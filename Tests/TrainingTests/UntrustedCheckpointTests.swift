@@ -85,6 +85,17 @@ final class UntrustedCheckpointTests: XCTestCase {
         XCTAssertEqual(back.int64s("seven"), [7])
     }
 
+    /// Found by Scripts/fuzz metadata: a format-1 position whose batch times global_batch overflows
+    /// trapped in TrainingCheckpoint.contents; it is now an error naming the file.
+    func testOverflowingPositionInMetadata() throws {
+        let position = #"{"batchInEpoch":5,"epoch":1,"epochImages":0,"epochLossSum":0,"epochSeconds":0,"epochSteps":0,"randomStates":[[1]],"step":1,"worldSize":1}"#
+        let file = SafeTensors(metadata: ["format": CheckpointFile.formatName, "format_version": "1",
+                                          "global_batch": "000000000008850994360374555079", "position": position])
+        XCTAssertThrowsError(try TrainingCheckpoint.contents(of: file, path: "fuzz.safetensors.zst")) {
+            XCTAssertTrue("\($0)".hasPrefix("fuzz.safetensors.zst: metadata 'position' is malformed"), "\($0)")
+        }
+    }
+
     /// `CheckpointFile.resolve` serves train --resume, eval and predict alike.
     func testResolveFileLatestAndRunFolder() throws {
         let dir = TestPaths.temporaryDirectory("resolve")
