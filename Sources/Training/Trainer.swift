@@ -96,7 +96,8 @@ public final class Trainer {
         sync = GradientSync(communicator: communicator)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         let stepsPerEpoch = Trainer.stepsPerEpoch(config, batches: data.trainLoader.batchesPerEpoch)
-        schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps)
+        schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps,
+                                         stepsPerEpoch: stepsPerEpoch)
 
         if let state = resumeFrom {
             try restore(state)
