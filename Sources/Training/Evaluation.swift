@@ -62,6 +62,7 @@ public enum Evaluator {
         network.training = false
         defer { network.training = wasTraining }
         let k = loader.pipeline.keypointCount
+        if config.flipTest ?? false { try FlipTest.check(loader.pipeline) }
         return try score(loader: loader, normalisingPair: normalisingPair, communicator: communicator, epoch: epoch,
                          keepImages: keepImages) { batch in
             load(batch, into: input)

@@ -1,4 +1,5 @@
 import Engine
+import FaceData
 import Foundation
 
 /// Flip-test averaging: predict on the crop and on its horizontal mirror, map the mirror's points
@@ -40,6 +41,16 @@ public enum FlipTest {
         mirrorRows(input)
         defer { mirrorRows(input) }
         return predict(input).map { unmirror($0, flippedPosition: flippedPosition, width: input.w) }
+    }
+
+    /// Fails when the pipeline's keypoint subset lacks the mirror partner of one of its points:
+    /// the mirrored image's prediction of that partner, which the flip test needs, does not exist.
+    public static func check(_ pipeline: SamplePipeline) throws {
+        let (labels, mirror) = (pipeline.labels, pipeline.markup.flipPermutation)
+        for (j, label) in labels.enumerated() where labels[pipeline.flippedPosition[j]] != mirror[label] {
+            throw DataError(file: pipeline.markup.name, "flip test: keypoint subset \(labels) lacks \(mirror[label]), "
+                            + "the mirror of \(label): add it or evaluate without --flip-test")
+        }
     }
 
     /// The point-wise mean of two predictions per sample.

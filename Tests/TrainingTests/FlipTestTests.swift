@@ -30,6 +30,19 @@ final class FlipTestTests: XCTestCase {
         XCTAssertEqual(once[2 * 36 + 1], points[2 * 45 + 1])
     }
 
+    /// A subset without a point's mirror partner cannot be flip-tested: a clear error, not a wrong average.
+    func testSubsetsWithoutMirrorPartnersAreRejected() throws {
+        var options = LoaderOptions()
+        options.keypointSubset = [36, 30]
+        XCTAssertThrowsError(try FlipTest.check(SamplePipeline(markup: .ibug68, options: options))) { error in
+            XCTAssertTrue("\(error)".contains("lacks 45, the mirror of 36"), "\(error)")
+        }
+        options.keypointSubset = [45, 30, 36]
+        let closed = try SamplePipeline(markup: .ibug68, options: options)
+        XCTAssertNoThrow(try FlipTest.check(closed))
+        XCTAssertEqual(closed.flippedPosition, [2, 1, 0])
+    }
+
     /// A convolution whose left/right keypoint channels are each other's mirror (and whose
     /// self-symmetric channel is mirror-symmetric) is exactly mirror-equivariant: its prediction
     /// on the mirrored image, mapped back, is its plain prediction, so the flip-averaged one is too.
