@@ -88,24 +88,29 @@ public enum Heatmaps {
         let radius = max(0, Int((3 * blurSigma).rounded(.up)))
         let inverse = blurSigma > 0 ? -1 / (2 * blurSigma * blurSigma) : 0
         let kernel = (-radius...radius).map { expf(Float($0 * $0) * inverse) }
-        // The log of the smoothed map on the 5×5 window the differences read (only those 25 values
-        // are needed; borders repeat the edge pixel, as mmpose's padding does).
+        // Only the 5×5 window the differences read is smoothed, from the patch around it (borders
+        // repeat the edge pixel, as mmpose's padding does; logits become exp(v − max) once here).
+        let side = 5 + 2 * radius
+        var patch = [Float](repeating: 0, count: side * side)
+        for py in 0..<side {
+            let row = plane + min(max(by - 2 - radius + py, 0), height - 1) * width
+            for px in 0..<side {
+                let v = row[min(max(bx - 2 - radius + px, 0), width - 1)]
+                patch[py * side + px] = logits ? expf(v - peak) : v
+            }
+        }
+        let total = kernel.reduce(0, +)
         var window = [Float](repeating: 0, count: 25)
         for wy in 0..<5 {
             for wx in 0..<5 {
-                let cx = bx + wx - 2, cy = by + wy - 2
-                var sum: Float = 0, weights: Float = 0
-                for dy in -radius...radius {
-                    let row = plane + min(max(cy + dy, 0), height - 1) * width
-                    for dx in -radius...radius {
-                        let v = row[min(max(cx + dx, 0), width - 1)]
-                        let w = kernel[dy + radius] * kernel[dx + radius]
-                        sum += w * (logits ? expf(v - peak) : v)
-                        weights += w
-                    }
+                var sum: Float = 0
+                for dy in 0..<kernel.count {
+                    var rowSum: Float = 0
+                    for dx in 0..<kernel.count { rowSum += kernel[dx] * patch[(wy + dy) * side + wx + dx] }
+                    sum += kernel[dy] * rowSum
                 }
                 // As mmpose: values clipped to 1e-10 before the log (a map that is 0 there stays finite).
-                window[wy * 5 + wx] = logf(max(sum / weights, 1e-10))
+                window[wy * 5 + wx] = logf(max(sum / (total * total), 1e-10))
             }
         }
         func l(_ dx: Int, _ dy: Int) -> Float { window[(dy + 2) * 5 + dx + 2] }
