@@ -34,9 +34,9 @@ final class RecipeTests: XCTestCase {
 
     /// The new options are stored with the config; JSON written before them still decodes.
     func testNewOptionsRoundTripAndOldJSONDecodes() throws {
-        let config = try XCTUnwrap(Preset.named("unet-ibug-dark-fast")).config
+        let config = try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config
         let text = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        for fragment in [#""flipTest":true"#, #""heatmapDecoding":"dark""#, #""schedule":"multistep:7,9:0.1""#,
+        for fragment in [#""flipTest":true"#, #""schedule":"multistep:7,9:0.1""#,
                          #""augmentRotation":30"#, #""augmentScale":0.25"#] {
             XCTAssertTrue(text.contains(fragment), "\(fragment) not in \(text)")
         }
@@ -53,17 +53,22 @@ final class RecipeTests: XCTestCase {
             XCTAssertNil(old.config.flipTest); XCTAssertNil(old.config.heatmapDecoding)
             XCTAssertEqual(old.config.augmentation, AugmentationParameters(), old.name)
         }
-        let fast = try XCTUnwrap(Preset.named("unet-ibug-dark-fast")).config
+        let fast = try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config
         XCTAssertEqual(fast.model, "unet"); XCTAssertEqual(fast.inputWidth, 96); XCTAssertEqual(fast.epochs, 10)
         XCTAssertEqual(fast.augmentation.maxRotationDegrees, 30)
         XCTAssertEqual(fast.augmentation.maxZoomIn, 0.25); XCTAssertEqual(fast.augmentation.maxZoomOut, 0.25)
-        XCTAssertEqual(fast.heatmapDecoder(width: 96, height: 96), .dark(blurSigma: 2, logits: true))
-        XCTAssertEqual(try XCTUnwrap(Preset.named("unet-ibug-dark")).config.schedule, .multistep(epochs: [40, 55], gamma: 0.1))
+        XCTAssertEqual(fast.heatmapDecoder(width: 96, height: 96), .softArgmax(radius: 96))
+        var dark = fast
+        dark.heatmapDecoding = .dark
+        XCTAssertEqual(dark.heatmapDecoder(width: 96, height: 96), .dark(blurSigma: 2, logits: true))
+        dark.heatmapLoss = .mse
+        XCTAssertEqual(dark.heatmapDecoder(width: 96, height: 96), .dark(blurSigma: 2, logits: false))
+        XCTAssertEqual(try XCTUnwrap(Preset.named("unet-ibug-recipe")).config.schedule, .multistep(epochs: [40, 55], gamma: 0.1))
         // `fkp presets` lists them with their recipe.
         let r = try ProcessRunner.run(TestPaths.product("fkp").path, ["presets"], timeout: 60)
         XCTAssertEqual(r.status, 0, r.output)
-        for fragment in ["unet-ibug-dark:", "unet-ibug-dark-fast:", "schedule multistep:7,9:0.1", "rotation ±30.0°",
-                         "scale ±25%", "decoding dark", "flip-test"] {
+        for fragment in ["unet-ibug-recipe:", "unet-ibug-recipe-fast:", "schedule multistep:7,9:0.1", "rotation ±30.0°",
+                         "scale ±25%", "flip-test"] {
             XCTAssertTrue(r.stdout.contains(fragment), "\(fragment) not in \(r.stdout)")
         }
     }
