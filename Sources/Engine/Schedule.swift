@@ -10,6 +10,9 @@ public indirect enum LearningRateSchedule: Codable, Equatable, Sendable {
     case constant
     /// base · gamma^⌊step / every⌋ (torch.optim.lr_scheduler.StepLR).
     case step(every: Int, gamma: Float)
+    /// base · gamma^(milestones passed): the rate drops by gamma at each listed step
+    /// (torch.optim.lr_scheduler.MultiStepLR; mmpose's 300-W recipe drops at epochs 40 and 55).
+    case multistep(milestones: [Int], gamma: Float)
     /// From base down to base·minFactor along a half cosine over totalSteps, then flat
     /// (CosineAnnealingLR with eta_min = base·minFactor).
     case cosine(totalSteps: Int, minFactor: Float)
@@ -24,6 +27,9 @@ public indirect enum LearningRateSchedule: Codable, Equatable, Sendable {
             return base
         case let .step(every, gamma):
             return base * Float(Foundation.pow(Double(gamma), Double(max(step, 0) / max(every, 1))))
+        case let .multistep(milestones, gamma):
+            let passed = milestones.filter { step >= $0 }.count
+            return base * Float(Foundation.pow(Double(gamma), Double(passed)))
         case let .cosine(totalSteps, minFactor):
             let progress = Double(min(max(step, 0), totalSteps)) / Double(max(totalSteps, 1))
             let factor = Double(minFactor) + (1 - Double(minFactor)) * 0.5 * (1 + Foundation.cos(Double.pi * progress))

@@ -11,6 +11,9 @@ public struct AugmentationParameters: Sendable, Equatable {
     public var maxShift: Float = 0.10
     /// Shrinks the face by up to this fraction (0.2: scale 0.8 ... 1).
     public var maxZoomOut: Float = 0.20
+    /// Enlarges the face by up to this fraction: scale 1 − maxZoomOut ... 1 + maxZoomIn (300-W
+    /// recipes such as mmpose's draw ±25 %: both 0.25). 0 keeps the seed's zoom-out-only draw.
+    public var maxZoomIn: Float = 0
     public var maxRotationDegrees: Float = 22
     /// Added to grey values in [0, 1].
     public var maxBrightness: Float = 0.10
@@ -27,7 +30,7 @@ public struct AugmentationParameters: Sendable, Equatable {
     /// Everything off: the identity.
     public static var none: AugmentationParameters {
         var p = AugmentationParameters()
-        p.maxShearX = 0; p.maxShift = 0; p.maxZoomOut = 0; p.maxRotationDegrees = 0
+        p.maxShearX = 0; p.maxShift = 0; p.maxZoomOut = 0; p.maxZoomIn = 0; p.maxRotationDegrees = 0
         p.maxBrightness = 0; p.maxContrast = 0; p.flipProbability = 0
         return p
     }
@@ -39,6 +42,7 @@ public struct Augmentation: Sendable, Equatable {
     public var shearX: Float = 0
     /// Fractions of the crop width / height.
     public var shiftX: Float = 0, shiftY: Float = 0
+    /// Scale 1 − zoomOut: positive shrinks the face, negative enlarges it.
     public var zoomOut: Float = 0
     public var rotationDegrees: Float = 0
     public var brightness: Float = 0
@@ -55,7 +59,7 @@ public struct Augmentation: Sendable, Equatable {
     public static func draw(_ p: AugmentationParameters, rng: inout SplitMix64) -> Augmentation {
         Augmentation(flip: rng.unit() < p.flipProbability, shearX: rng.symmetric(p.maxShearX),
                      shiftX: rng.symmetric(p.maxShift), shiftY: rng.symmetric(p.maxShift),
-                     zoomOut: rng.unit() * p.maxZoomOut, rotationDegrees: rng.symmetric(p.maxRotationDegrees),
+                     zoomOut: rng.unit() * (p.maxZoomOut + p.maxZoomIn) - p.maxZoomIn, rotationDegrees: rng.symmetric(p.maxRotationDegrees),
                      brightness: rng.symmetric(p.maxBrightness), contrast: 1 + rng.symmetric(p.maxContrast))
     }
 

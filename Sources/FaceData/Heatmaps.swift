@@ -70,17 +70,95 @@ public enum Heatmaps {
         return (sx / total, sy / total)
     }
 
+    /// Distribution-aware decoding (DARK, Zhang et al. 2020, "Distribution-Aware Coordinate
+    /// Representation for Human Pose Estimation"): smooth the map with a Gaussian of `blurSigma`
+    /// (so a network's ragged peak becomes Gaussian-like again), take its log, and move from the
+    /// argmax by one Newton step of the second-order Taylor expansion there, −H⁻¹∇, with central
+    /// differences as in mmpose's `refine_keypoints_dark`. A Gaussian's log is a quadratic, so the
+    /// step lands on its centre, in both axes at once (the cross term included). `logits`: the plane
+    /// holds logits, smoothed as exp(v − max) (their softmax up to a constant). Within 2 px of the
+    /// border, where the differences would leave the plane, the argmax is returned as it is.
+    public static func decodeDARK(_ plane: UnsafePointer<Float>, width: Int, height: Int, blurSigma: Float,
+                                  logits: Bool = false) -> (x: Float, y: Float) {
+        var best = 0
+        var peak = plane[0]
+        for i in 1..<(width * height) where plane[i] > peak { peak = plane[i]; best = i }
+        let bx = best % width, by = best / width
+        guard bx >= 2, bx <= width - 3, by >= 2, by <= height - 3 else { return (Float(bx), Float(by)) }
+        let radius = max(0, Int((3 * blurSigma).rounded(.up)))
+        let inverse = blurSigma > 0 ? -1 / (2 * blurSigma * blurSigma) : 0
+        let kernel = (-radius...radius).map { expf(Float($0 * $0) * inverse) }
+        // Only the 5×5 window the differences read is smoothed, from the patch around it (borders
+        // repeat the edge pixel, as mmpose's padding does; logits become exp(v − max) once here).
+        let side = 5 + 2 * radius
+        var patch = [Float](repeating: 0, count: side * side)
+        for py in 0..<side {
+            let row = plane + min(max(by - 2 - radius + py, 0), height - 1) * width
+            for px in 0..<side {
+                let v = row[min(max(bx - 2 - radius + px, 0), width - 1)]
+                patch[py * side + px] = logits ? expf(v - peak) : v
+            }
+        }
+        let total = kernel.reduce(0, +)
+        var window = [Float](repeating: 0, count: 25)
+        for wy in 0..<5 {
+            for wx in 0..<5 {
+                var sum: Float = 0
+                for dy in 0..<kernel.count {
+                    var rowSum: Float = 0
+                    for dx in 0..<kernel.count { rowSum += kernel[dx] * patch[(wy + dy) * side + wx + dx] }
+                    sum += kernel[dy] * rowSum
+                }
+                // As mmpose: values clipped to 1e-10 before the log (a map that is 0 there stays finite).
+                window[wy * 5 + wx] = logf(max(sum / (total * total), 1e-10))
+            }
+        }
+        func l(_ dx: Int, _ dy: Int) -> Float { window[(dy + 2) * 5 + dx + 2] }
+        let gx = 0.5 * (l(1, 0) - l(-1, 0)), gy = 0.5 * (l(0, 1) - l(0, -1))
+        let hxx = 0.25 * (l(2, 0) - 2 * l(0, 0) + l(-2, 0))
+        let hyy = 0.25 * (l(0, 2) - 2 * l(0, 0) + l(0, -2))
+        let hxy = 0.25 * (l(1, 1) - l(1, -1) - l(-1, 1) + l(-1, -1))
+        let det = hxx * hyy - hxy * hxy
+        // Not a maximum (flat or saddle-shaped log): no step.
+        guard det > 1e-12, hxx < 0 else { return (Float(bx), Float(by)) }
+        let ox = -(hyy * gx - hxy * gy) / det, oy = -(hxx * gy - hxy * gx) / det
+        // The maximum of a unimodal map lies within a pixel of its argmax; a longer step is noise.
+        return (Float(bx) + min(max(ox, -1), 1), Float(by) + min(max(oy, -1), 1))
+    }
+
+    /// How planes become points: the three decoders above.
+    public enum Decoding: Sendable, Equatable {
+        /// Gaussian heatmaps: the argmax refined by a log-parabola per axis (`decode`).
+        case peak
+        /// Logit planes: the local soft-argmax within ±radius (`decodeLogits`).
+        case softArgmax(radius: Int)
+        /// Distribution-aware (`decodeDARK`), on Gaussian heatmaps or on logits.
+        case dark(blurSigma: Float, logits: Bool)
+
+        func point(_ plane: UnsafePointer<Float>, width: Int, height: Int) -> (x: Float, y: Float) {
+            switch self {
+            case .peak: let d = decode(plane, width: width, height: height); return (d.x, d.y)
+            case let .softArgmax(radius): return decodeLogits(plane, width: width, height: height, radius: radius)
+            case let .dark(sigma, logits): return decodeDARK(plane, width: width, height: height, blurSigma: sigma, logits: logits)
+            }
+        }
+    }
+
     /// Decodes K planes (K×height×width) to normalised crop coordinates (x / cropWidth, y / cropHeight),
     /// the layout of `Batch.keypoints`, so heatmap and regression models report alike.
     /// `logitRadius`: the planes are logits, decoded with `decodeLogits` in that radius; nil: Gaussian
     /// heatmaps, decoded by their refined peak.
     public static func decodeNormalised(_ planes: UnsafePointer<Float>, count: Int, width: Int, height: Int,
                                         cropWidth: Int, cropHeight: Int, logitRadius: Int? = nil) -> [Float] {
+        decodeNormalised(planes, count: count, width: width, height: height, cropWidth: cropWidth, cropHeight: cropHeight,
+                         decoding: logitRadius.map { .softArgmax(radius: $0) } ?? .peak)
+    }
+
+    public static func decodeNormalised(_ planes: UnsafePointer<Float>, count: Int, width: Int, height: Int,
+                                        cropWidth: Int, cropHeight: Int, decoding: Decoding) -> [Float] {
         var out = [Float](repeating: 0, count: 2 * count)
         for k in 0..<count {
-            let plane = planes + k * width * height
-            let p = logitRadius.map { decodeLogits(plane, width: width, height: height, radius: $0) }
-                ?? { let d = decode(plane, width: width, height: height); return (d.x, d.y) }()
+            let p = decoding.point(planes + k * width * height, width: width, height: height)
             let c = heatmapToCrop(x: p.x, y: p.y, width: width, height: height, cropWidth: cropWidth, cropHeight: cropHeight)
             out[2 * k] = c.x / Float(cropWidth)
             out[2 * k + 1] = c.y / Float(cropHeight)

@@ -32,16 +32,26 @@ public enum Evaluator {
         case .heatmap:
             // Heatmaps are rendered at the input size, so heatmap and crop pixels coincide.
             let (h, w) = (output.h, output.w)
-            // Softmax-trained maps are logits: the soft-argmax the loss trained (whole plane), or for
-            // cross-entropy alone a local one over ±3σ around the peak.
-            let radius: Int? = switch config.heatmapLoss {
-            case .mse: nil
-            case .softmaxCE: max(1, Int((3 * config.heatmapSigma).rounded(.up)))
-            case .softargmax: max(w, h)
-            }
             return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
-                                             cropWidth: w, cropHeight: h, logitRadius: radius)
+                                             cropWidth: w, cropHeight: h, decoding: config.heatmapDecoder(width: w, height: h))
         }
+    }
+
+    /// Normalised keypoints of every sample of `input` ([N, 1, H, W], filled); with the
+    /// configuration's flip test, averaged with the mirrored input's (`FlipTest`). The plain
+    /// forward pass's output is handed to `plainOutput` (the loss) before the mirrored pass reuses it.
+    public static func predictions(_ network: Network, input: Tensor, config: TrainConfig, keypoints: Int,
+                                   flippedPosition: [Int], plainOutput: (Tensor) -> Void = { _ in }) -> [[Float]] {
+        func decoded(_ output: Tensor) -> [[Float]] {
+            (0 ..< input.n).map { normalisedPrediction(output, sample: $0, config: config, keypoints: keypoints) }
+        }
+        let output = network.forward(input)
+        plainOutput(output)
+        let plain = decoded(output)
+        guard config.flipTest ?? false else { return plain }
+        return FlipTest.average(plain, FlipTest.mirroredPredictions(input: input, flippedPosition: flippedPosition) {
+            decoded(network.forward($0))
+        })
     }
 
     /// Scores a network over `loader`: its loss, and keypoint errors in original-image pixels.
@@ -52,12 +62,17 @@ public enum Evaluator {
         network.training = false
         defer { network.training = wasTraining }
         let k = loader.pipeline.keypointCount
+        if config.flipTest ?? false { try FlipTest.check(loader.pipeline) }
         return try score(loader: loader, normalisingPair: normalisingPair, communicator: communicator, epoch: epoch,
                          keepImages: keepImages) { batch in
-            let output = forward(network, batch, into: input)
+            load(batch, into: input)
             let target = config.task.target(of: batch)
-            let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
-            return (Double(value), { i in normalisedPrediction(output, sample: i, config: config, keypoints: k) })
+            var value: Float = 0
+            let points = predictions(network, input: input, config: config, keypoints: k,
+                                     flippedPosition: loader.pipeline.flippedPosition) { output in
+                value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
+            }
+            return (Double(value), { points[$0] })
         }
     }
 
@@ -110,8 +125,13 @@ public enum Evaluator {
 
     /// Copies a batch's images into `input` ([count, 1, H, W]) and runs the network.
     public static func forward(_ network: Network, _ batch: Batch, into input: Tensor) -> Tensor {
+        load(batch, into: input)
+        return network.forward(input)
+    }
+
+    /// Copies a batch's images into `input` ([count, 1, H, W]).
+    public static func load(_ batch: Batch, into input: Tensor) {
         input.resize([batch.count, 1, batch.height, batch.width])
         batch.images.withUnsafeBufferPointer { input.data.update(from: $0.baseAddress!, count: input.count) }
-        return network.forward(input)
     }
 }

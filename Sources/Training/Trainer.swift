@@ -142,7 +142,8 @@ public final class Trainer {
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         // Steps depend on the global batch only, so the schedule is the same on any number of ranks.
         stepsPerEpoch = ElasticBatch.stepsPerEpoch(samples: data.train.count, globalBatch: globalBatch, cap: config.stepsPerEpoch)
-        schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps)
+        schedule = config.schedule.rates(totalSteps: stepsPerEpoch * config.epochs, warmupSteps: config.warmupSteps,
+                                         stepsPerEpoch: stepsPerEpoch)
         position.globalBatch = globalBatch
         position.worldSize = communicator.size
 

@@ -28,6 +28,7 @@ public final class TrainingData {
         var loaderOptions = preprocessing.loaderOptions(batch: config.batch, strict: strict, seed: config.seed)
         loaderOptions.workers = max(1, threads)
         loaderOptions.augment = config.augment
+        loaderOptions.augmentation = config.augmentation
         let trainSampler = DistributedSampler(count: train.count, rank: rank, worldSize: worldSize, seed: config.seed)
         trainLoader = try BatchLoader(dataset: train, sampler: trainSampler, options: loaderOptions, skips: skips)
         if validation.count > 0 {

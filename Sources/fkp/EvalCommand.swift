@@ -18,6 +18,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Write a Kaggle-style submission (Id,Predicted; original image pixels) to this CSV.") var kaggle: String?
     @Flag(help: "Stop at the first unreadable sample.") var strict = false
     @OptionGroup var imageLimit: ImageLimitOptions
+    @Flag(inversion: .prefixedNo, help: "Average each prediction with the mirrored image's (default: the checkpoint's).") var flipTest: Bool?
+    @Option(help: "Heatmap decoder (default: the checkpoint's).") var heatmapDecoding: TrainConfig.HeatmapDecoding?
     @Option(help: "Face boxes: 'dataset' (the data's own), or 'detector' (dlib's, mapped by the checkpoint's calibration; a face the detector misses keeps its own box and is counted).")
     var boxes = "dataset"
     @Option(help: "Detector upsampling for --boxes detector.") var upsample = 1
@@ -51,7 +53,10 @@ struct Eval: ParsableCommand {
             let loss = Trainer.lossFunction(model.config)
             let wantRows = perImage != nil || kaggle != nil
             let start = Date()
-            let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, config: model.config,
+            var config = model.config
+            if let flipTest { config.flipTest = flipTest }
+            if let heatmapDecoding { config.heatmapDecoding = heatmapDecoding }
+            let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, config: config,
                                                 normalisingPair: model.normalisingPair, communicator: world, keepImages: wantRows)
             if wantRows {
                 // Every rank scored its own shard: gather the rows on rank 0.

@@ -38,6 +38,10 @@ struct Train: ParsableCommand {
     @Option(help: "Heatmap Gaussian sigma in input pixels (U-Net).") var heatmapSigma: Float?
     @Option(help: "Heatmap loss.") var heatmapLoss: TrainConfig.HeatmapLoss?
     @Flag(inversion: .prefixedNo, help: "Use the model's dropout (facenet: 0.5).") var dropout: Bool?
+    @Option(help: "Augmentation rotation range in ±degrees (default 22).") var augmentRotation: Float?
+    @Option(help: "Augmentation scale range 1 ± S (default: 0.8 ... 1).") var augmentScale: Float?
+    @Flag(inversion: .prefixedNo, help: "Validate with flip-test averaging.") var flipTest: Bool?
+    @Option(help: "Heatmap decoder for validation and eval.") var heatmapDecoding: TrainConfig.HeatmapDecoding?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
@@ -82,6 +86,10 @@ struct Train: ParsableCommand {
         if let stepsPerEpoch { config.stepsPerEpoch = stepsPerEpoch }
         if let width { config.width = width }
         if let heatmapSigma { config.heatmapSigma = heatmapSigma }
+        if let augmentRotation { config.augmentRotation = augmentRotation }
+        if let augmentScale { config.augmentScale = augmentScale }
+        if let flipTest { config.flipTest = flipTest }
+        if let heatmapDecoding { config.heatmapDecoding = heatmapDecoding }
         if let heatmapLoss { config.heatmapLoss = heatmapLoss }
         if let inputSize {
             let parts = inputSize.lowercased().split(separator: "x").compactMap { Int($0) }
@@ -97,6 +105,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--epochs, --batch and --accumulate must be positive")
         }
         guard config.learningRate > 0, config.learningRate.isFinite else { throw ValidationError("--lr must be positive") }
+        guard (0 ... 180).contains(config.augmentRotation ?? 0) else { throw ValidationError("--augment-rotation must be in [0, 180] degrees") }
+        guard (0 ..< 1).contains(config.augmentScale ?? 0) else { throw ValidationError("--augment-scale must be in [0, 1)") }
         guard (0 ..< 1).contains(config.validationFraction) else { throw ValidationError("--val-split must be in [0, 1)") }
         return config
     }
@@ -178,6 +188,10 @@ struct Presets: ParsableCommand {
             settings += " augment \(c.augment) split \(c.split.rawValue) val \(c.validationFraction) crop +\(Int(c.cropEnlargement * 100))%"
             if let k = c.keypoints { settings += " keypoints \(k.map(String.init).joined(separator: ","))" }
             if c.task == .heatmap { settings += " sigma \(c.heatmapSigma) loss \(c.heatmapLoss)" }
+            if let r = c.augmentRotation { settings += " rotation ±\(r)°" }
+            if let s = c.augmentScale { settings += " scale ±\(Int((s * 100).rounded()))%" }
+            if let d = c.heatmapDecoding { settings += " decoding \(d.rawValue)" }
+            if c.flipTest == true { settings += " flip-test" }
             print(settings)
             print("  data: \(preset.dataHint ?? c.data)")
         }
@@ -186,6 +200,7 @@ struct Presets: ParsableCommand {
 
 // Parsed once, here at the edge: the rest of the program sees only valid values.
 extension TrainConfig.HeatmapLoss: ExpressibleByArgument {}
+extension TrainConfig.HeatmapDecoding: ExpressibleByArgument {}
 extension TrainConfig.Split: ExpressibleByArgument {}
 
 extension TrainConfig.Schedule: ExpressibleByArgument {
