@@ -13,6 +13,9 @@ trap 'rm -f "$log"' EXIT
 status=0
 # The suite is XCTest only.
 swift test -c release --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+# Fuzz smoke (a full run only): every parser of untrusted files gets a few seconds of libFuzzer
+# with ASan and LeakSanitizer (Scripts/fuzz), so a crash regression cannot land.
+if [[ $# -eq 0 ]]; then Scripts/fuzz all --seconds 3 || status=1; fi
 # One closing line in the plain form: "tests: N passed, N failed, N skipped" (from XCTest's
 # last "Executed N tests, with [K tests skipped and] F failures" line).
 summary=$(grep -E "Executed [0-9]+ tests?, with" "$log" | tail -n 1 || true)

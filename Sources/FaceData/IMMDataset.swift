@@ -11,6 +11,8 @@ public struct IMMDataset: FaceDataset, PersonLabelled {
 
     public let folder: String
     let entries: [Entry]
+    /// The pixel limit the images are decoded under (`DatasetOptions.maxPixels`).
+    let maxPixels: Int
 
     public var name: String { "IMM (\(count) faces)" }
     public var count: Int { entries.count }
@@ -38,12 +40,16 @@ public struct IMMDataset: FaceDataset, PersonLabelled {
         guard !entries.isEmpty else { throw DataError(file: folder, "no IMM .asf shape files with photos found") }
         self.folder = folder
         self.entries = entries
+        maxPixels = options.maxPixels
     }
 
     /// Parses one `.asf`: comments (#), the point count, one line per point
     /// `<path> <type> <x rel> <y rel> <point#> <from> <to>`, then the host image's file name.
     static func parseASF(path: String) throws -> (relative: [Float], host: String?, hostLine: Int?) {
-        let text = try AnnotationText(path: path)
+        try parseASF(try AnnotationText(path: path))
+    }
+
+    static func parseASF(_ text: AnnotationText) throws -> (relative: [Float], host: String?, hostLine: Int?) {
         var content = text.lines.filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty && !$0.text.hasPrefix("#") }
         guard let header = content.first else { throw text.error(nil, "empty shape file (no point count)") }
         content.removeFirst()
@@ -75,7 +81,7 @@ public struct IMMDataset: FaceDataset, PersonLabelled {
 
     public func record(at index: Int) throws -> FaceRecord {
         let entry = entries[index]
-        let image = try ImageCodec.readGrey(path: entry.imagePath)
+        let image = try ImageCodec.readGrey(path: entry.imagePath, maxPixels: maxPixels)
         var points = entry.relative
         for i in stride(from: 0, to: points.count, by: 2) {
             points[i] *= Float(image.width); points[i + 1] *= Float(image.height)

@@ -20,20 +20,27 @@ public enum ImageFormat: Sendable, Equatable {
 @usableFromInline let lumaR: Float = 0.299, lumaG: Float = 0.587, lumaB: Float = 0.114
 
 public enum ImageCodec {
+    /// The most pixels an image may claim in its header before anything is allocated for it
+    /// (`--max-pixels`). A 60-byte PNG can claim 60000x60000 pixels (14 GB of RGBA); PIL refuses
+    /// images over 2 x 89.5 MP for the same reason. 100 MP is far above any face photo (a 24 MP
+    /// camera frame is 6000x4000) and bounds one decode to about 1.2 GB (16-bit RGBA + floats).
+    public static let defaultMaxPixels = 100_000_000
+
     /// Reads and decodes the image file at `path` to grey; errors name the file.
-    public static func readGrey(path: String) throws -> GreyImage {
+    public static func readGrey(path: String, maxPixels: Int = defaultMaxPixels) throws -> GreyImage {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "cannot read image file (missing or unreadable)")
         }
-        return try decodeGrey(data, source: path)
+        return try decodeGrey(data, source: path, maxPixels: maxPixels)
     }
 
-    /// Decodes JPEG or PNG bytes to grey in [0, 1]. `source` names the file in errors.
-    public static func decodeGrey(_ data: Data, source: String) throws -> GreyImage {
+    /// Decodes JPEG or PNG bytes to grey in [0, 1]. `source` names the file in errors. An image
+    /// whose header claims more than `maxPixels` pixels is an error before any pixel memory is taken.
+    public static func decodeGrey(_ data: Data, source: String, maxPixels: Int = defaultMaxPixels) throws -> GreyImage {
         try data.withUnsafeBytes { bytes in
             switch ImageFormat.sniff(bytes) {
-            case .jpeg: return try decodeJPEG(bytes, source: source)
-            case .png: return try decodePNG(bytes, source: source)
+            case .jpeg: return try decodeJPEG(bytes, source: source, maxPixels: maxPixels)
+            case .png: return try decodePNG(bytes, source: source, maxPixels: maxPixels)
             case nil:
                 throw DataError(file: source, bytes.isEmpty ? "empty image file"
                                 : "unsupported image format (neither JPEG nor PNG by content)")
@@ -42,8 +49,8 @@ public enum ImageCodec {
     }
 
     /// Width and height from the header only (no pixel decoding): used to check keypoints against
-    /// image bounds when a dataset is opened.
-    public static func size(path: String) throws -> (width: Int, height: Int) {
+    /// image bounds when a dataset is opened, so an over-limit image is refused there already.
+    public static func size(path: String, maxPixels: Int = defaultMaxPixels) throws -> (width: Int, height: Int) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "cannot read image file (missing or unreadable)")
         }
@@ -52,35 +59,55 @@ public enum ImageCodec {
             case .jpeg:
                 guard let handle = tjInitDecompress() else { throw DataError(file: path, "cannot start JPEG decoder") }
                 defer { tjDestroy(handle) }
-                var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, space: Int32 = 0
-                let base = bytes.bindMemory(to: UInt8.self).baseAddress!
-                if tjDecompressHeader3(handle, base, UInt(bytes.count), &w, &h, &sub, &space) != 0 {
-                    throw DataError(file: path, "corrupt JPEG header: \(String(cString: tjGetErrorStr2(handle)))")
-                }
-                return (Int(w), Int(h))
+                return try jpegHeader(handle, bytes, source: path, maxPixels: maxPixels)
             case .png:
                 var image = png_image()
                 image.version = UInt32(PNG_IMAGE_VERSION)
-                guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
-                    throw DataError(file: path, "corrupt PNG: \(pngMessage(&image))")
-                }
                 defer { png_image_free(&image) }
-                return (Int(image.width), Int(image.height))
+                return try pngHeader(&image, bytes, source: path, maxPixels: maxPixels)
             case nil:
                 throw DataError(file: path, "unsupported image format (neither JPEG nor PNG by content)")
             }
         }
     }
 
-    static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, source: String) throws -> GreyImage {
+    /// Refuses a header's size when it is empty or over the pixel limit (a decompression bomb).
+    static func checkPixels(width: Int, height: Int, maxPixels: Int, format: String, source: String) throws {
+        guard width > 0, height > 0 else { throw DataError(file: source, "corrupt \(format) header: \(width)x\(height) pixels") }
+        guard width * height <= maxPixels else {
+            throw DataError(file: source, "\(format) header claims \(width)x\(height) pixels, over the limit of "
+                            + "\(maxPixels) (--max-pixels; a decompression bomb?)")
+        }
+    }
+
+    /// Reads a JPEG header and checks its size before anything is allocated for the pixels.
+    static func jpegHeader(_ handle: tjhandle, _ bytes: UnsafeRawBufferPointer, source: String,
+                           maxPixels: Int) throws -> (width: Int, height: Int) {
+        var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, space: Int32 = 0
+        let base = bytes.bindMemory(to: UInt8.self).baseAddress!
+        if tjDecompressHeader3(handle, base, UInt(bytes.count), &w, &h, &sub, &space) != 0 {
+            throw DataError(file: source, "corrupt JPEG header: \(String(cString: tjGetErrorStr2(handle)))")
+        }
+        try checkPixels(width: Int(w), height: Int(h), maxPixels: maxPixels, format: "JPEG", source: source)
+        return (Int(w), Int(h))
+    }
+
+    /// Reads a PNG header (libpng's begin_read allocates only its own small state) and checks its size.
+    static func pngHeader(_ image: inout png_image, _ bytes: UnsafeRawBufferPointer, source: String,
+                          maxPixels: Int) throws -> (width: Int, height: Int) {
+        guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
+            throw DataError(file: source, "corrupt PNG: \(pngMessage(&image))")
+        }
+        try checkPixels(width: Int(image.width), height: Int(image.height), maxPixels: maxPixels, format: "PNG", source: source)
+        return (Int(image.width), Int(image.height))
+    }
+
+    static func decodeJPEG(_ bytes: UnsafeRawBufferPointer, source: String, maxPixels: Int) throws -> GreyImage {
         guard let handle = tjInitDecompress() else { throw DataError(file: source, "cannot start JPEG decoder") }
         defer { tjDestroy(handle) }
         let base = bytes.bindMemory(to: UInt8.self).baseAddress!
-        var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, space: Int32 = 0
-        if tjDecompressHeader3(handle, base, UInt(bytes.count), &w, &h, &sub, &space) != 0 || w <= 0 || h <= 0 {
-            throw DataError(file: source, "corrupt JPEG header: \(String(cString: tjGetErrorStr2(handle)))")
-        }
-        let width = Int(w), height = Int(h)
+        let (width, height) = try jpegHeader(handle, bytes, source: source, maxPixels: maxPixels)
+        let w = Int32(width), h = Int32(height)
         var grey = [UInt8](repeating: 0, count: width * height)
         // Decoding straight to TJPF_GRAY keeps only the Y channel, which is BT.601 luma already.
         // Warnings (a truncated file decodes with a grey tail) count as errors: such a face is damaged.
@@ -107,13 +134,12 @@ public enum ImageCodec {
         }
     }
 
-    static func decodePNG(_ bytes: UnsafeRawBufferPointer, source: String) throws -> GreyImage {
+    static func decodePNG(_ bytes: UnsafeRawBufferPointer, source: String, maxPixels: Int) throws -> GreyImage {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
-        guard png_image_begin_read_from_memory(&image, bytes.baseAddress, bytes.count) != 0 else {
-            throw DataError(file: source, "corrupt PNG: \(pngMessage(&image))")
-        }
-        let width = Int(image.width), height = Int(image.height)
+        // Frees libpng's state on every path (finish_read frees it too; a second free is a no-op).
+        defer { png_image_free(&image) }
+        let (width, height) = try pngHeader(&image, bytes, source: source, maxPixels: maxPixels)
         // Always read RGBA so grey, palette, colour and alpha files take one path. 16-bit files are
         // read as 16-bit "linear" RGBA: libpng then passes the samples through unchanged (an 8-bit
         // read would apply an sRGB curve to them) and premultiplies alpha, i.e. composites on black;

@@ -12,6 +12,8 @@ public struct PTSDataset: FaceDataset, PersonLabelled {
 
     public let folder: String
     let entries: [Entry]
+    /// The pixel limit the images are decoded under (`DatasetOptions.maxPixels`).
+    let maxPixels: Int
     public var name: String { "300-W .pts \(URL(fileURLWithPath: folder).lastPathComponent) (\(count) faces)" }
     public var count: Int { entries.count }
     public var markup: KeypointMarkup { .ibug68 }
@@ -34,7 +36,7 @@ public struct PTSDataset: FaceDataset, PersonLabelled {
                 continue
             }
             do {
-                let size = try ImageCodec.size(path: image.path)
+                let size = try ImageCodec.size(path: image.path, maxPixels: options.maxPixels)
                 guard keypointsInside(points, width: size.width, height: size.height) else {
                     try options.skipOrThrow(DataError(file: file.path, "keypoints leave the \(size.width)x\(size.height) image"))
                     continue
@@ -48,10 +50,14 @@ public struct PTSDataset: FaceDataset, PersonLabelled {
         guard !entries.isEmpty else { throw DataError(file: folder, "no usable .pts faces found") }
         self.folder = folder
         self.entries = entries
+        maxPixels = options.maxPixels
     }
 
     static func parsePTS(path: String, pointCount: Int) throws -> [Float] {
-        let text = try AnnotationText(path: path)
+        try parsePTS(try AnnotationText(path: path), pointCount: pointCount)
+    }
+
+    static func parsePTS(_ text: AnnotationText, pointCount: Int) throws -> [Float] {
         let lines = text.lines.filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty }
         func header(_ position: Int, _ key: String) throws -> (Substring, Int) {
             guard position < lines.count else { throw text.error(text.lines.count, "missing '\(key):' header") }
@@ -98,7 +104,7 @@ public struct PTSDataset: FaceDataset, PersonLabelled {
             minX = min(minX, entry.keypoints[i]); maxX = max(maxX, entry.keypoints[i])
             minY = min(minY, entry.keypoints[i + 1]); maxY = max(maxY, entry.keypoints[i + 1])
         }
-        return FaceRecord(image: try ImageCodec.readGrey(path: entry.imagePath), keypoints: entry.keypoints,
+        return FaceRecord(image: try ImageCodec.readGrey(path: entry.imagePath, maxPixels: maxPixels), keypoints: entry.keypoints,
                           box: Box(x: minX, y: minY, width: maxX - minX, height: maxY - minY), source: entry.imagePath)
     }
 

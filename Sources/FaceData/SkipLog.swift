@@ -34,8 +34,12 @@ public final class SkipLog: @unchecked Sendable {
 public struct DatasetOptions: Sendable {
     public var strict: Bool
     public var skips: SkipLog
+    /// Images whose header claims more pixels are bad samples (decompression bombs), see `ImageCodec`.
+    public var maxPixels: Int
 
-    public init(strict: Bool = false, skips: SkipLog = SkipLog()) { self.strict = strict; self.skips = skips }
+    public init(strict: Bool = false, skips: SkipLog = SkipLog(), maxPixels: Int = ImageCodec.defaultMaxPixels) {
+        self.strict = strict; self.skips = skips; self.maxPixels = maxPixels
+    }
 
     /// Throws `error` when strict, otherwise records it as a skipped sample.
     public func skipOrThrow(_ error: DataError, source: String? = nil) throws {

@@ -10,11 +10,18 @@ struct AnnotationText {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, "cannot read annotation file")
         }
+        self.init(data: data, path: path)
+    }
+
+    /// The lines of annotation bytes; `path` names the file in errors.
+    init(data: Data, path: String) {
         // Latin-1 never fails to decode, so a stray byte cannot hide the real problem.
         let text = String(data: data, encoding: .utf8) ?? String(decoding: data.map { $0 < 0x80 ? $0 : 0x3F }, as: UTF8.self)
         self.path = path
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-            .map { ($0.offset + 1, $0.element.hasSuffix("\r") ? $0.element.dropLast() : $0.element) }
+        // Any line break ends a line: "\r\n" is one Character in Swift, so splitting on "\n" alone
+        // left Windows files as one long line (found by Scripts/fuzz).
+        lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
+            .map { ($0.offset + 1, $0.element) }
     }
 
     func error(_ line: Int?, _ message: String) -> DataError { DataError(file: path, line: line, message) }

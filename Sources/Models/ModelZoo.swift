@@ -3,6 +3,9 @@ import Engine
 /// The models fkp knows by name (the table is `ModelSpec.all`).
 public enum ModelZoo {
     public static var names: [String] { ModelSpec.names }
+    /// The largest model `make` builds, relative to its standard configuration (see `make`).
+    public static let maxCostFactor = 64.0
+    public static let maxOutputs = 4096
 
     /// The table entry of `name`, or the error that lists the known models.
     public static func spec(_ name: String) throws -> ModelSpec {
@@ -23,6 +26,18 @@ public enum ModelZoo {
         }
         if let width = config.width, width <= 0 {
             throw ModelError.invalidConfig("\(config.name): width must be positive, got \(width)")
+        }
+        // A checkpoint's metadata chooses the configuration, so it is untrusted input: a facenet
+        // claiming a 60000x60000 input asked for 920 GB here. Buffers grow with the input area and
+        // parameters with the width squared; anything over 64 times the standard configuration's
+        // cost (8x its input side, say) or over 4096 outputs is refused before allocating.
+        let area = Double(config.inputHeight) * Double(config.inputWidth) / Double(spec.inputHeight * spec.inputWidth)
+        let widen = Double(config.width ?? 1) / Double(spec.width ?? 1)
+        guard area * max(1, widen * widen) <= ModelZoo.maxCostFactor, config.outputs <= ModelZoo.maxOutputs else {
+            throw ModelError.invalidConfig("\(config.name): input \(config.inputHeight)x\(config.inputWidth)"
+                + "\(config.width.map { ", width \($0)" } ?? ""), \(config.outputs) outputs is too large (at most "
+                + "\(Int(ModelZoo.maxCostFactor))x the cost of its standard \(spec.inputHeight)x\(spec.inputWidth)"
+                + "\(spec.width.map { ", width \($0)" } ?? "") and \(ModelZoo.maxOutputs) outputs)")
         }
         return try spec.build(config, dropout)
     }

@@ -116,21 +116,4 @@ public enum CheckpointFile {
             }
         }
     }
-
-    /// Resolves `--resume`: a checkpoint file, a run directory (its `latest`), or nil when the
-    /// directory holds none (a fresh start for `--resume auto`).
-    public static func resolve(_ path: String) throws -> URL? {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw Failure(path: path, message: "no such checkpoint file or run directory")
-        }
-        let url = URL(fileURLWithPath: path)
-        if !isDirectory.boolValue { return url }
-        let latest = url.appendingPathComponent("latest")
-        if let text = try? String(contentsOf: latest, encoding: .utf8) {
-            let candidate = url.appendingPathComponent(text.trimmingCharacters(in: .whitespacesAndNewlines))
-            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-        }
-        return list(in: url).last
-    }
 }

@@ -20,7 +20,7 @@ public final class TrainedModel {
         preprocessing = state.preprocessing
         markup = state.preprocessing.keypointMarkup
         detectorBoxMapping = try TrainingCheckpoint.detectorBoxMapping(in: state.file, path: path)
-        network = try ModelZoo.make(state.model, dropout: 0)
+        do { network = try ModelZoo.make(state.model, dropout: 0) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         do { try StateDict.load(state.file, into: network.store) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         network.training = false
     }

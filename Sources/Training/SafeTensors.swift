@@ -63,11 +63,20 @@ public struct SafeTensors {
 
     public struct FormatError: Error, CustomStringConvertible { public let description: String }
 
-    /// Parses a safetensors buffer, validating every entry's offsets, dtype and size.
+    /// The longest JSON header read: safetensors' own limit (`MAX_HEADER_SIZE`, 100 MB).
+    public static let maxHeaderBytes = 100_000_000
+
+    /// Parses a safetensors buffer, validating what safetensors' own reader does: the header
+    /// length, every entry's dtype, shape (no negative dimension, no overflowing element count)
+    /// and offsets (each tensor exactly its shape's size, tensors back to back from 0 to the end
+    /// of the buffer, none overlapping).
     public init(parsing data: [UInt8]) throws {
         guard data.count >= 8 else { throw FormatError(description: "too short for a safetensors header") }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard headerLength <= UInt64(data.count - 8), headerLength < 100_000_000 else {
+        guard headerLength <= UInt64(SafeTensors.maxHeaderBytes) else {
+            throw FormatError(description: "header length \(headerLength) is over the limit of \(SafeTensors.maxHeaderBytes) bytes")
+        }
+        guard headerLength <= UInt64(data.count - 8) else {
             throw FormatError(description: "header length \(headerLength) exceeds the file")
         }
         let headerEnd = 8 + Int(headerLength)
@@ -78,7 +87,14 @@ public struct SafeTensors {
             throw FormatError(description: "header is not valid JSON")
         }
         guard let header = object as? [String: Any] else { throw FormatError(description: "header is not a JSON object") }
-        metadata = (header["__metadata__"] as? [String: String]) ?? [:]
+        if let meta = header["__metadata__"] {
+            guard let strings = meta as? [String: String] else {
+                throw FormatError(description: "__metadata__ is not an object of strings")
+            }
+            metadata = strings
+        } else {
+            metadata = [:]
+        }
         bytes = Array(data[headerEnd...])
         for (name, value) in header where name != "__metadata__" {
             guard let info = value as? [String: Any], let dtypeName = info["dtype"] as? String,
@@ -87,13 +103,31 @@ public struct SafeTensors {
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw FormatError(description: "tensor \(name): unsupported dtype \(dtypeName) (F32 and I64 are read)")
             }
-            let size = shape.reduce(1, *) * (dtype == .f32 ? 4 : 8)
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == size, offsets[1] <= bytes.count else {
+            var size = dtype == .f32 ? 4 : 8
+            for dimension in shape {
+                let (product, overflow) = size.multipliedReportingOverflow(by: dimension)
+                guard dimension >= 0, !overflow else {
+                    throw FormatError(description: "tensor \(name): impossible shape \(shape)")
+                }
+                size = product
+            }
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == size, offsets[1] <= bytes.count else {
                 throw FormatError(description: "tensor \(name): data offsets \(offsets) do not fit shape \(shape) in \(bytes.count) bytes")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: offsets[0] ..< offsets[1])
         }
-        order = entries.keys.sorted { entries[$0]!.range.lowerBound < entries[$1]!.range.lowerBound }
+        order = entries.keys.sorted { (entries[$0]!.range.lowerBound, $0) < (entries[$1]!.range.lowerBound, $1) }
+        var end = 0
+        for name in order {
+            let range = entries[name]!.range
+            guard range.lowerBound == end else {
+                throw FormatError(description: "tensor \(name): data at \(range.lowerBound) where \(end) was expected (tensors must be back to back, not overlapping)")
+            }
+            end = range.upperBound
+        }
+        guard end == bytes.count else {
+            throw FormatError(description: "tensor data ends at \(end) but the buffer holds \(bytes.count) bytes")
+        }
     }
 
     /// A tensor's values as Float (I64 tensors are converted).
@@ -116,11 +150,14 @@ public struct SafeTensors {
         return true
     }
 
+    /// A tensor's values as Int64 (F32 tensors are converted); nil when missing, or when an F32
+    /// value is no whole number in Int64's range (converting it would trap: found by Scripts/fuzz).
     public func int64s(_ name: String) -> [Int64]? {
         guard let entry = entries[name] else { return nil }
-        return bytes[entry.range].withUnsafeBytes { raw in
-            entry.dtype == .i64 ? (0 ..< raw.count / 8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) }
-                : raw.bindMemory(to: Float.self).map { Int64($0) }
+        return bytes[entry.range].withUnsafeBytes { raw -> [Int64]? in
+            if entry.dtype == .i64 { return (0 ..< raw.count / 8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) } }
+            let converted = raw.bindMemory(to: Float.self).map { Int64(exactly: $0) }
+            return converted.contains(nil) ? nil : converted.map { $0! }
         }
     }
 }

@@ -36,6 +36,8 @@ public struct RunOptions {
     public var loaderThreads = 1
     /// Decoded faces kept in memory per rank, in MiB.
     public var cacheMegabytes = 2048
+    /// Images claiming more pixels in their header are bad samples (`--max-pixels`).
+    public var maxPixels = ImageCodec.defaultMaxPixels
 
     public init(outDirectory: URL) { self.outDirectory = outDirectory }
 }
@@ -119,7 +121,8 @@ public final class Trainer {
         self.communicator = communicator
         Parallel.setThreads(options.threads)
         data = try TrainingData(config: config, rank: communicator.rank, worldSize: communicator.size,
-                                strict: options.strict, threads: options.loaderThreads, cacheBytes: options.cacheMegabytes << 20)
+                                strict: options.strict, threads: options.loaderThreads, cacheBytes: options.cacheMegabytes << 20,
+                                maxPixels: options.maxPixels)
         let markup = data.markup
         let outputs = config.outputs(markupCount: markup.count)
         if let subset = config.keypoints, let bad = subset.first(where: { $0 < 0 || $0 >= markup.count }) {

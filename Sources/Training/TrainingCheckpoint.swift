@@ -120,7 +120,12 @@ public enum TrainingCheckpoint {
                 throw fail("metadata 'global_batch' is missing or malformed")
             }
             position.globalBatch = globalBatch
-            position.sampleInEpoch = position.batchInEpoch * globalBatch
+            // Untrusted numbers: the product trapped on overflow (found by Scripts/fuzz metadata).
+            let (samples, overflow) = position.batchInEpoch.multipliedReportingOverflow(by: globalBatch)
+            guard position.batchInEpoch >= 0, !overflow else {
+                throw fail("metadata 'position' is malformed (batch \(position.batchInEpoch) of \(globalBatch) samples)")
+            }
+            position.sampleInEpoch = samples
         }
         return Contents(path: path, file: file, config: try decode("config", as: TrainConfig.self),
                         model: try decode("model", as: ModelConfig.self),

@@ -16,9 +16,10 @@ public final class TrainingData {
     public var markup: KeypointMarkup { dataset.markup }
 
     /// `cacheBytes`: decoded faces kept in memory per rank (0 = decode every time).
-    public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int, cacheBytes: Int = 2 << 30) throws {
+    public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int, cacheBytes: Int = 2 << 30,
+                maxPixels: Int = ImageCodec.defaultMaxPixels) throws {
         skips = SkipLog()
-        let options = DatasetOptions(strict: strict, skips: skips)
+        let options = DatasetOptions(strict: strict, skips: skips, maxPixels: maxPixels)
         let opened = try openDataset(path: config.data, options: options)
         dataset = cacheBytes > 0 ? CachedDataset(opened, budgetBytes: cacheBytes) : opened
         guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }

@@ -22,18 +22,31 @@ public enum Zstd {
         return output
     }
 
-    /// Decompresses one or more frames; fails on truncation, corruption or a checksum mismatch.
-    public static func decompress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+    /// The most bytes one checkpoint may decompress to. A frame header can claim any size (up to
+    /// 2^64) and a few kilobytes of zstd can expand to gigabytes, so the size is checked before
+    /// allocating and again while streaming. 8 GiB is far above the largest model here (ResNet-50
+    /// with its AdamW state: about 300 MB).
+    public static let defaultMaxDecodedBytes = 8 << 30
+
+    /// Decompresses one or more frames; fails on truncation, corruption, a checksum mismatch, or
+    /// output beyond `maxBytes` (refused from the frame header when it declares its size).
+    public static func decompress(_ input: UnsafeRawBufferPointer, maxBytes: Int = defaultMaxDecodedBytes) throws -> [UInt8] {
         guard let ctx = ZSTD_createDCtx() else { throw Failure(description: "zstd: cannot create a decompression context") }
         defer { ZSTD_freeDCtx(ctx) }
         let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
         if declared == ZSTD_CONTENTSIZE_ERROR { throw Failure(description: "not zstd-compressed data") }
+        func overLimit(_ size: String) -> Failure {
+            Failure(description: "zstd: decompresses to \(size) bytes, over the limit of \(maxBytes)")
+        }
         var output = [UInt8]()
-        if declared != ZSTD_CONTENTSIZE_UNKNOWN { output.reserveCapacity(Int(declared)) }
+        if declared != ZSTD_CONTENTSIZE_UNKNOWN {
+            guard declared <= UInt64(maxBytes) else { throw overLimit("\(declared)") }
+            // Only a hint: the frame may still be truncated, so reserve at most 16x the input.
+            output.reserveCapacity(min(Int(declared), input.count.multipliedReportingOverflow(by: 16).partialValue))
+        }
         let chunk = ZSTD_DStreamOutSize()
         var scratch = [UInt8](repeating: 0, count: chunk)
         var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-        var lastResult = 0
         while true {
             let (result, produced) = scratch.withUnsafeMutableBytes { out -> (Int, Int) in
                 var outBuffer = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
@@ -43,12 +56,18 @@ public enum Zstd {
             if ZSTD_isError(result) != 0 {
                 throw Failure(description: "zstd: \(String(cString: ZSTD_getErrorName(result)))")
             }
+            guard produced <= maxBytes - output.count else { throw overLimit("more than \(maxBytes)") }
             output.append(contentsOf: scratch[0 ..< produced])
-            lastResult = result
-            if inBuffer.pos == inBuffer.size && produced < chunk { break }
+            // 0 = a frame is complete and flushed; the input may hold another one.
+            if result == 0 && inBuffer.pos == inBuffer.size { break }
+            // All input taken and nothing more comes out although there was room: the last frame
+            // is incomplete, the file was truncated. (zstd may take all the input while output is
+            // still pending, so running out of input alone is no end: frames without a declared
+            // size stopped after the first buffer that way.)
+            if inBuffer.pos == inBuffer.size && produced == 0 {
+                throw Failure(description: "zstd: truncated data (incomplete frame)")
+            }
         }
-        // A non-zero result at the end means the last frame is incomplete: the file was truncated.
-        if lastResult != 0 { throw Failure(description: "zstd: truncated data (incomplete frame)") }
         return output
     }
 }

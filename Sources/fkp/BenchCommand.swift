@@ -34,6 +34,8 @@ struct BenchData: ParsableCommand {
     @Flag(help: "Decode every face once into the in-memory cache first (as training does from its second epoch).")
     var cached = false
 
+    @OptionGroup var imageLimit: ImageLimitOptions
+
     func parsedSize() throws -> (Int, Int) {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
@@ -44,7 +46,7 @@ struct BenchData: ParsableCommand {
     func run() throws {
         let (width, height) = try parsedSize()
         runReportingErrors {
-            let datasetOptions = DatasetOptions()
+            let datasetOptions = DatasetOptions(maxPixels: imageLimit.maxPixels)
             let opened = try openDataset(path: path, options: datasetOptions)
             let dataset: any FaceDataset = cached ? CachedDataset(opened, budgetBytes: 4 << 30) : opened
             if cached { for i in 0 ..< dataset.count { _ = try? dataset.record(at: i) } }

@@ -22,6 +22,7 @@ struct CalibrateDetector: ParsableCommand {
     @Option(help: "Training faces to use (a seeded random subset; 0 = all).") var faces = 500
     @Option(help: "Detector upsampling (as fkp predict --upsample).") var upsample = 1
     @Flag(help: "Print the mapping without rewriting the checkpoint.") var dryRun = false
+    @OptionGroup var imageLimit: ImageLimitOptions
 
     func validate() throws {
         guard (0...4).contains(upsample) else { throw ValidationError("--upsample must be 0 to 4, got \(upsample)") }
@@ -33,7 +34,7 @@ struct CalibrateDetector: ParsableCommand {
             let url = URL(fileURLWithPath: checkpoint)
             let config = try TrainingCheckpoint.contents(of: try CheckpointFile.read(url), path: checkpoint).config
             let skips = SkipLog()
-            let dataset = try openDataset(path: data, options: DatasetOptions(skips: skips))
+            let dataset = try openDataset(path: data, options: DatasetOptions(skips: skips, maxPixels: imageLimit.maxPixels))
             let train = config.validationFraction > 0 ? config.split(of: dataset).train : DatasetSubset(base: dataset, indices: Array(0..<dataset.count), label: "all")
             var rng = SplitMix64(config.seed, 0xDE7EC7)
             let chosen = faces == 0 || faces >= train.count ? Array(0..<train.count) : Array(rng.permutation(train.count).prefix(faces)).sorted()

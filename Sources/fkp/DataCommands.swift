@@ -20,9 +20,11 @@ struct DataStats: ParsableCommand {
     @Flag(help: "Fail on the first bad sample instead of skipping it.")
     var strict = false
 
+    @OptionGroup var imageLimit: ImageLimitOptions
+
     func run() throws {
         runReportingErrors {
-            let options = DatasetOptions(strict: strict)
+            let options = DatasetOptions(strict: strict, maxPixels: imageLimit.maxPixels)
             let dataset = try openDataset(path: path, options: options)
             let openSkips = options.skips.count
             var usable = 0, boxed = 0
@@ -83,6 +85,8 @@ struct DataShow: ParsableCommand {
     @Flag(help: "Fail on the first bad sample instead of skipping it.")
     var strict = false
 
+    @OptionGroup var imageLimit: ImageLimitOptions
+
     func validate() throws {
         guard count > 0, count <= 400 else { throw ValidationError("--count must be 1...400") }
         guard size >= 16, size <= 1024 else { throw ValidationError("--size must be 16...1024") }
@@ -90,7 +94,7 @@ struct DataShow: ParsableCommand {
 
     func run() throws {
         runReportingErrors {
-            let datasetOptions = DatasetOptions(strict: strict)
+            let datasetOptions = DatasetOptions(strict: strict, maxPixels: imageLimit.maxPixels)
             let dataset = try openDataset(path: path, options: datasetOptions)
             var options = LoaderOptions()
             options.width = size; options.height = size

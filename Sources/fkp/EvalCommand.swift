@@ -9,7 +9,7 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a checkpoint on a dataset: MSE, pixel error, NME, failure rate, AUC@0.08.")
 
-    @Option(help: "Checkpoint file (*.safetensors.zst).") var checkpoint: String
+    @Option(help: "Checkpoint: a *.safetensors.zst file, a run folder (its latest checkpoint) or its 'latest' file.") var checkpoint: String
     @Option(help: "Dataset path (IMM folder, dlib XML, .pts folder, synthetic[:N]).") var data: String
     @Flag(help: "Evaluate only the validation split the model was trained with (same seed and fraction).") var validationOnly = false
     @Option(help: "Batch size per rank.") var batch = 16
@@ -17,6 +17,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Write per-image errors to this CSV.") var perImage: String?
     @Option(help: "Write a Kaggle-style submission (Id,Predicted; original image pixels) to this CSV.") var kaggle: String?
     @Flag(help: "Stop at the first unreadable sample.") var strict = false
+    @OptionGroup var imageLimit: ImageLimitOptions
     @Flag(inversion: .prefixedNo, help: "Average each prediction with the mirrored image's (default: the checkpoint's).") var flipTest: Bool?
     @Option(help: "Heatmap decoder (default: the checkpoint's).") var heatmapDecoding: TrainConfig.HeatmapDecoding?
     @Option(help: "Face boxes: 'dataset' (the data's own), or 'detector' (dlib's, mapped by the checkpoint's calibration; a face the detector misses keeps its own box and is counted).")
@@ -31,9 +32,10 @@ struct Eval: ParsableCommand {
         runReportingErrors {
             let world = MPI.world
             Parallel.setThreads(threads)
-            let model = try TrainedModel(checkpoint: checkpoint, communicator: world)
+            let checkpointPath = try CheckpointFile.resolveExisting(checkpoint, communicator: world).relativePath
+            let model = try TrainedModel(checkpoint: checkpointPath, communicator: world)
             let skips = SkipLog()
-            var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips))
+            var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips, maxPixels: imageLimit.maxPixels))
             if validationOnly { dataset = TrainingData.split(dataset, model.config).validation }
             var detectorBoxes: DetectorBoxDataset?
             if boxes == "detector" {
@@ -68,7 +70,7 @@ struct Eval: ParsableCommand {
             let missed = try world.allreduce(Int64(detectorBoxes?.misses.count ?? 0), op: .sum)
             guard world.rank == 0 else { return }
             let m = result.metrics
-            print("checkpoint: \(checkpoint)")
+            print("checkpoint: \(checkpointPath)")
             print("data: \(dataset.name)\(skips.count > 0 ? " (skipped \(skips.count))" : "")")
             print(String(format: "images: %d", m.images))
             if detectorBoxes != nil {

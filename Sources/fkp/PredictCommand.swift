@@ -17,7 +17,7 @@ struct Predict: ParsableCommand {
             """)
 
     @Argument(help: "JPEG or PNG images.") var images: [String]
-    @Option(help: "Checkpoint file (*.safetensors.zst).") var checkpoint: String
+    @Option(help: "Checkpoint: a *.safetensors.zst file, a run folder (its latest checkpoint) or its 'latest' file.") var checkpoint: String
     @Option(help: "Face box x,y,w,h in image pixels, in the training data's box convention (no detection).") var box: String?
     @Flag(help: "No detection: the whole image is the face crop (for images that are face crops already).") var noDetect = false
     @Option(help: "Detector upsampling: each step doubles the image, finding faces half as large (0 to 4; 1 finds faces of about 40 px).")
@@ -25,6 +25,7 @@ struct Predict: ParsableCommand {
     @Flag(help: "An image without a face is not an error (its JSON lists no faces).") var allowEmpty = false
     @Option(help: "Folder for the overlay PNGs and JSON files (never the images' folder unless given here).") var out = "runs/predict"
     @Option(help: "Threads.") var threads: Int = Train.defaultThreads
+    @OptionGroup var imageLimit: ImageLimitOptions
 
     func parsedBox() throws -> Box? {
         guard let box else { return nil }
@@ -49,7 +50,7 @@ struct Predict: ParsableCommand {
         runReportingErrors {
             Parallel.setThreads(threads)
             let userBox = try parsedBox()
-            let model = try TrainedModel(checkpoint: checkpoint, communicator: MPI.world)
+            let model = try TrainedModel(checkpoint: try CheckpointFile.resolveExisting(checkpoint, communicator: MPI.world).relativePath, communicator: MPI.world)
             let detecting = userBox == nil && !noDetect
             let mapping = model.detectorBoxMapping ?? .identity
             if detecting && model.detectorBoxMapping == nil {
@@ -61,7 +62,7 @@ struct Predict: ParsableCommand {
             var names = Set<String>()
             var results: [[String: Any]] = []
             for path in images {
-                let image = try ImageCodec.readGrey(path: path)
+                let image = try ImageCodec.readGrey(path: path, maxPixels: imageLimit.maxPixels)
                 let faces: [Face]
                 if detecting {
                     faces = try FaceDetector.detect(image, upsample: upsample, source: path).map { Face(detected: $0, cropBox: mapping.apply($0.box)) }

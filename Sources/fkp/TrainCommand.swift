@@ -46,6 +46,7 @@ struct Train: ParsableCommand {
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
+    @OptionGroup var imageLimit: ImageLimitOptions
     @Flag(inversion: .prefixedNo, help: "Start each gradient bucket's allreduce while backward goes on (same results either way).") var overlap = true
     @Option(help: "Gradient bucket size in MB for the allreduce (PyTorch DDP's bucket_cap_mb).") var bucketMb: Double = 25
     @Option(help: "Abort the job when the gradient allreduce waits this many seconds for a rank, naming the missing ranks (0: wait forever).") var stallTimeout: Double = 600
@@ -130,6 +131,7 @@ struct Train: ParsableCommand {
             runOptions.bucketBytes = max(4, Int(bucketMb * 1_048_576))
             runOptions.quiet = quiet
             runOptions.strict = strict
+            runOptions.maxPixels = imageLimit.maxPixels
             runOptions.pictures = !noPictures
             runOptions.initWeights = initWeights
             runOptions.stopAfterSteps = stopAfterSteps

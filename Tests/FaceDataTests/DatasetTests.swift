@@ -152,19 +152,6 @@ final class DlibXMLDatasetTests: XCTestCase {
         XCTAssertEqual(mean[2 * b], (36...47).map { mean[2 * $0] }.max()!, accuracy: 1e-6)
     }
 
-    func xml(_ boxes: String) -> String {
-        "<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<images>\n\(boxes)</images>\n</dataset>\n"
-    }
-
-    func face(_ file: String, points: [Float], count: Int = 68, x: String? = nil) -> String {
-        var text = "  <image file='\(file)'>\n    <box top='10' left='10' width='50' height='50'>\n"
-        for i in 0..<count {
-            let px = (i == 5 ? x : nil) ?? "\(points[2 * i])"
-            text += "      <part name='\(String(format: "%02d", i))' x='\(px)' y='\(points[2 * i + 1])'/>\n"
-        }
-        return text + "    </box>\n  </image>\n"
-    }
-
     func testMalformedXML() throws {
         let dir = TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -252,4 +239,18 @@ final class PTSDatasetTests: XCTestCase {
         assertDataError(try openDataset(path: dir.path + "/nothing"), file: "nothing", line: nil)
         assertDataError(try openDataset(path: "synthetic:zero"), file: "synthetic:zero", line: nil)
     }
+}
+
+/// A dlib XML document around `boxes` (its first <image> on line 4).
+func xml(_ boxes: String) -> String {
+    "<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<images>\n\(boxes)</images>\n</dataset>\n"
+}
+
+func face(_ file: String, points: [Float], count: Int = 68, x: String? = nil) -> String {
+    var text = "  <image file='\(file)'>\n    <box top='10' left='10' width='50' height='50'>\n"
+    for i in 0..<count {
+        let px = (i == 5 ? x : nil) ?? "\(points[2 * i])"
+        text += "      <part name='\(String(format: "%02d", i))' x='\(px)' y='\(points[2 * i + 1])'/>\n"
+    }
+    return text + "    </box>\n  </image>\n"
 }
