@@ -35,3 +35,17 @@ public enum MetricsLog {
         for record in kept { try append(record, to: directory) }
     }
 }
+
+/// One line of metrics.jsonl (keys as written).
+public struct EpochRecord: Codable {
+    public var epoch: Int
+    public var step: Int
+    public var train_loss: Double
+    public var val_loss: Double?
+    public var images_per_s: Double
+    public var lr: Double
+    public var val_nme: Double?
+    public var val_pixel_error: Double?
+    public var val_failure_rate: Double?
+    public var seconds: Double
+}

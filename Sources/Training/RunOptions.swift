@@ -1,0 +1,54 @@
+import FaceData
+import Foundation
+
+/// How a run is driven (as opposed to what is trained, which is `TrainConfig`).
+public struct RunOptions {
+    public var outDirectory: URL
+    /// Write a checkpoint every this many optimizer steps (nil: at each epoch's end only).
+    public var checkpointEverySteps: Int? = nil
+    /// Write a checkpoint at the end of every this many epochs (and always after the last).
+    public var checkpointEveryEpochs = 1
+    public var keep = 3
+    /// A checkpoint file or run directory to continue from; "auto" = this run's own directory.
+    public var resume: String? = nil
+    /// Initial weights (e.g. imported torchvision ResNet-50), loaded non-strictly; the fc is skipped.
+    public var initWeights: String? = nil
+    public var threads = 1
+    /// Where `threads` came from (printed at start): "--threads", "OPENBLAS_NUM_THREADS", the affinity mask...
+    public var threadsSource = "--threads"
+    /// Start each gradient bucket's allreduce as soon as backward has finished it (same bits as without).
+    public var overlap = true
+    /// Gradient bucket size for the allreduce (DDP's bucket_cap_mb: 25 MB).
+    public var bucketBytes = 25 << 20
+    /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).
+    public var stallTimeout: Double? = 600
+    /// Signals that stop the run gracefully: checkpoint at the next step, exit `Preemption.exitStatus`.
+    public var preemptSignals = Preemption.defaultSignals
+    public var quiet = false
+    public var strict = false
+    public var pictures = true
+    /// Stop after this many optimizer steps in total (tests, exact-resume checks).
+    public var stopAfterSteps: Int? = nil
+    /// Background threads preparing batches (decode, augment, heatmaps).
+    public var loaderThreads = 1
+    /// Decoded faces kept in memory per rank, in MiB.
+    public var cacheMegabytes = 2048
+    /// Images claiming more pixels in their header are bad samples (`--max-pixels`).
+    public var maxPixels = ImageCodec.defaultMaxPixels
+
+    public init(outDirectory: URL) { self.outDirectory = outDirectory }
+}
+
+public struct TrainingFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// How a run ended (errors are thrown).
+public enum RunOutcome: Equatable, Sendable {
+    case finished
+    /// `--stop-after-steps` reached (tests, exact-resume checks); no checkpoint is added.
+    case stoppedAfterSteps
+    /// A preemption signal reached `ranks` ranks; a checkpoint at `step` was written.
+    case preempted(step: Int, ranks: Int)
+}
