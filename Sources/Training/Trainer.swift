@@ -169,7 +169,7 @@ public final class Trainer {
         try FileManager.default.createDirectory(at: options.outDirectory, withIntermediateDirectories: true)
         let stale = CheckpointFile.removeStaleTemporaries(in: options.outDirectory)
         progress.log("fkp train: \(config.model) (\(network.parameterCount) parameters) on \(data.train.name), validation \(data.validation.count) faces")
-        progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; \(options.threads) threads per rank (\(options.threadsSource)); out \(options.outDirectory.path)")
+        progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; \(options.threads) threads per rank (\(options.threadsSource)), OpenBLAS \(BLASCore.description); out \(options.outDirectory.path)")
         if !stale.isEmpty { progress.log("removed \(stale.count) temporary file\(stale.count == 1 ? "" : "s") of an interrupted checkpoint write: \(stale.joined(separator: ", "))") }
         if let elasticNote { progress.log(elasticNote) }
         if position.step > 0 { progress.log("resumed at epoch \(position.epoch + 1), step \(position.step) (sample \(position.sampleInEpoch) of the epoch)") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenBLAS
+import Engine
 import Foundation
 import SwiftMPI
 
@@ -139,6 +140,7 @@ struct Doctor: ParsableCommand {
             print(pad("\(rank)", 5) + pad(row.host, 24) + pad("\(row.cores)", 6) + pad("\(row.blasThreads)", 13)
                   + pad(row.blasCore, 14) + String(format: "%.1f", row.sgemmGflops))
         }
+        if getenv(BLASCore.replacedVariable) != nil { print("blas core (rank 0): \(BLASCore.description)") }
         let perHost = Dictionary(grouping: rows, by: \.host)
         print("hosts: \(perHost.count) (\(perHost.keys.sorted().map { "\($0) × \(perHost[$0]!.count)" }.joined(separator: ", ")))")
         for (host, ranks) in perHost.sorted(by: { $0.key < $1.key }) {
