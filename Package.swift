@@ -29,7 +29,10 @@ let package = Package(
 
         // One module per concern.
         .target(name: "SwiftMPI", dependencies: ["CMPI"], swiftSettings: lang),
-        .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: fast),
+        // The engine's vectorised C kernels (AVX-512 / AVX2 / generic, chosen at run time); optimised
+        // in debug builds too, so tests run them at speed.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: fast),
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: fast),
         // dlib's face detector behind a C API (C++ target). dlib-1's pkg-config file lists absolute
         // library paths, which SwiftPM drops: link dlib and what it needs by name.

@@ -54,7 +54,7 @@ public final class Conv2d: Module, InputGradientOptional {
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
         let y = output.data
         var beta: Float = 0
-        if let bias {
+        if let bias, !DirectConv3x3.applies(g, outChannels: outChannels) {
             let (b, columns) = (store.value(bias), g.columns)
             Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
                 for o in start ..< end { (y + o * columns).update(repeating: b[o], count: columns) }
@@ -63,7 +63,10 @@ public final class Conv2d: Module, InputGradientOptional {
         }
         // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
         let w = store.value(weight)
-        if g.isPointwise {
+        if DirectConv3x3.applies(g, outChannels: outChannels) {
+            DirectConv3x3.forward(x.data, weight: w, bias: bias.map { store.value($0) }, y, g, outChannels: outChannels,
+                                  relu: fusedReLU, workspace: ctx.workspace)
+        } else if g.isPointwise {
             sgemm(m: outChannels, n: g.columns, k: g.rows, a: w, lda: g.rows, b: x.data, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
             if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
         } else {
@@ -92,6 +95,15 @@ public final class Conv2d: Module, InputGradientOptional {
         guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
         let g = geometry(x)
         checkShape(dy.count == outChannels * g.columns, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
+        if DirectConv3x3.applies(g, outChannels: outChannels) {
+            if computesInputGradient { gradInput.resize(x.shape) }
+            DirectConv3x3.backward(x.data, dy.data, reluOutput: fusedReLU ? UnsafePointer(output.data) : nil,
+                                   weight: store.value(weight), weightGradient: store.grad(weight),
+                                   biasGradient: bias.map { store.grad($0) },
+                                   inputGradient: computesInputGradient ? gradInput.data : nil,
+                                   g, outChannels: outChannels, workspace: ctx.workspace)
+            return gradInput
+        }
         let blockMask = fusedReLU && !g.isPointwise
         var dy = dy
         if fusedReLU && g.isPointwise {

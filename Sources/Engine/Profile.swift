@@ -9,8 +9,10 @@ public final class LayerProfile {
     public struct Entry { public var forward = 0.0, backward = 0.0, calls = 0 }
     public private(set) var order: [String] = []
     public private(set) var entries: [String: Entry] = [:]
+    /// Record each layer configuration ("Conv2d(16, 32, kernel_size=(3, 3), …)") instead of each type.
+    public let byLayer: Bool
 
-    public init() {}
+    public init(byLayer: Bool = false) { self.byLayer = byLayer }
 
     func add(_ key: String, forward: Double = 0, backward: Double = 0) {
         if entries[key] == nil { order.append(key); entries[key] = Entry() }
@@ -23,11 +25,13 @@ public final class LayerProfile {
 
     /// Seconds; layer types by descending total time, with shares of `total` seconds.
     public func table(total: Double, steps: Int) -> String {
-        var lines = ["layer type            forward ms  backward ms   total ms   share  (per step)"]
+        let width = max(20, (order.map(\.count).max() ?? 0) + 2)
+        var lines = [(byLayer ? "layer" : "layer type").padding(toLength: width, withPad: " ", startingAt: 0)
+            + "  forward ms  backward ms   total ms   share  (per step)"]
         let sorted = order.sorted { (entries[$0]!.forward + entries[$0]!.backward) > (entries[$1]!.forward + entries[$1]!.backward) }
         for key in sorted {
             let e = entries[key]!, sum = e.forward + e.backward
-            lines.append(key.padding(toLength: 20, withPad: " ", startingAt: 0)
+            lines.append(key.padding(toLength: width, withPad: " ", startingAt: 0)
                 + String(format: "%12.2f%13.2f%11.2f%7.1f%%", 1000 * e.forward / Double(steps), 1000 * e.backward / Double(steps),
                          1000 * sum / Double(steps), 100 * sum / max(total, 1e-12)))
         }
@@ -45,8 +49,11 @@ public final class LayerProfile {
         return result
     }
 
-    /// The layer type a module is recorded under: its repr up to the first "(" ("Conv2d", "ReLU").
-    static func key(_ module: Module) -> String { String(module.typeDescription.prefix { $0 != "(" }) }
+    /// What a module is recorded under: its repr ("Conv2d(16, 32, kernel_size=(3, 3), …)"), or
+    /// only its type, up to the first "(" ("Conv2d", "ReLU").
+    func key(_ module: Module) -> String {
+        byLayer ? module.typeDescription : String(module.typeDescription.prefix { $0 != "(" })
+    }
 }
 
 // The call forms that blocks use (`conv1(x, ctx)`, `conv1.gradient(dy, ctx)`, like torchvision's
@@ -56,14 +63,14 @@ extension Module {
     @inline(__always)
     public func callAsFunction(_ x: Tensor, _ ctx: Context) -> Tensor {
         guard let profile = ctx.profile, children.isEmpty else { return forward(x, ctx) }
-        return profile.time(LayerProfile.key(self), backward: false) { forward(x, ctx) }
+        return profile.time(profile.key(self), backward: false) { forward(x, ctx) }
     }
 
     /// `backward`, recorded by the context's profile.
     @inline(__always)
     public func gradient(_ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let profile = ctx.profile, children.isEmpty else { return backward(dy, ctx) }
-        return profile.time(LayerProfile.key(self), backward: true) { backward(dy, ctx) }
+        return profile.time(profile.key(self), backward: true) { backward(dy, ctx) }
     }
 }
 

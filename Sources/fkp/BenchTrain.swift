@@ -39,11 +39,20 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Outputs (default: the model's standard keypoints).")
     var outputs: Int?
 
+    @Option(help: "Square input size (default: the model's standard input).")
+    var inputSize: Int?
+
+    @Option(help: "Model width (U-Net base width, ResNet stem width; default: the model's).")
+    var width: Int?
+
     @Flag(help: "Time forward passes only (evaluation mode, no backward or optimizer).")
     var inference = false
 
     @Flag(help: "Print time per layer type.")
     var profile = false
+
+    @Flag(help: "Print time per layer configuration (layers of the same configuration added up).")
+    var profileLayers = false
 
     @Option(help: "Under mpirun: gradient bucket size in MB (as fkp train --bucket-mb).")
     var bucketMb: Double = 25
@@ -58,23 +67,27 @@ struct BenchTrain: ParsableCommand {
         guard bucketMb > 0 && bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
         guard warmup >= 1 else { throw ValidationError("--warmup must be at least 1, got \(warmup)") }
+        if let inputSize, inputSize < 1 { throw ValidationError("--input-size must be positive, got \(inputSize)") }
+        if let width, width < 1 { throw ValidationError("--width must be positive, got \(width)") }
         guard seconds >= 0 else { throw ValidationError("--seconds must not be negative, got \(seconds)") }
     }
 
     func run() throws {
         Parallel.setThreads(threads)
-        let layerProfile = profile ? LayerProfile() : nil
+        let layerProfile = profile || profileLayers ? LayerProfile(byLayer: profileLayers) : nil
         guard ModelZoo.names.contains(model) else {
             throw ValidationError("unknown model '\(model)' (known: \(ModelZoo.names.joined(separator: ", ")))")
         }
         var config = try ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
         if let outputs { config.outputs = outputs }
+        if let inputSize { config.inputHeight = inputSize; config.inputWidth = inputSize }
+        if let width { config.width = width }
         let network: Network
         do { network = try ModelZoo.make(config) } catch let error as ModelError {
             throw ValidationError(error.description)
         }
         if MPI.launchedByProcessManager && MPI.world.size > 1 {
-            guard !inference && !profile else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
+            guard !inference && !profile && !profileLayers else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
             runReportingErrors {
                 try DistributedBench(loop: BenchLoop(network: network, batch: batch, inference: false), world: MPI.world,
                                      model: model, threads: threads, bucketBytes: max(4, Int(bucketMb * 1_048_576)))

@@ -96,4 +96,46 @@ final class Conv2dTests: XCTestCase {
             }
         }
     }
+
+    /// 3×3 stride-1 convolutions with channels in blocks of 8 run in the direct kernels
+    /// (DirectConv3x3): forward, all gradients, bias and fused ReLU against the reference loops, a
+    /// finite-difference check, and the same bits on 1 and 3 threads.
+    func testDirectConvolutionMatchesReference() {
+        defer { Parallel.setThreads(1) }
+        for (n, cin, cout, h, w, relu) in [(2, 8, 16, 13, 12, false), (3, 16, 8, 20, 30, true), (1, 24, 32, 47, 45, false)] {
+            var bits: [[Float]] = []
+            for threads in [1, 3] {
+                Parallel.setThreads(threads)
+                let store = ParameterStore()
+                let conv = Conv2d(store, "c", cin, cout, kernel: 3, padding: 1, rng: .init(seed: 11), fusedReLU: relu)
+                store.allocate()
+                let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 1, padding: 1)
+                XCTAssertTrue(DirectConv3x3.applies(g, outChannels: cout))
+                let shape = [n, cin, h, w], x = GradCheck.randomTensor(shape, seed: 12).toArray()
+                let weight = store.array(named: "c.weight")!
+                let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3, stride: 1, padding: 1)
+                var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), shapes)
+                if relu { expected = expected.map { max($0, 0) } }
+                let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
+                XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "forward \(shape)")
+                let dyShape = [n, cout, h, w]
+                var dy = GradCheck.randomTensor(dyShape, seed: 13).toArray()
+                let dx = Layout.nchwArray(conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
+                if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
+                let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, shapes)
+                let dW = store.gradArray(named: "c.weight")!, db = store.gradArray(named: "c.bias")!
+                XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx \(shape)")
+                XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "dW \(shape)")
+                XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "db \(shape)")
+                bits.append(y + dx + dW + db)
+            }
+            XCTAssertEqual(bits[0], bits[1], "the same bits on 1 and 3 threads")
+        }
+        let store = ParameterStore()
+        let conv = Conv2d(store, "c", 8, 8, kernel: 3, padding: 1, rng: .init(seed: 14))
+        store.allocate()
+        let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([2, 8, 5, 12], seed: 15), ctx: Context())
+        XCTAssertLessThan(result.maxInputError, 1e-2, "\(result)")
+        XCTAssertLessThan(result.maxParameterError, 1e-2, "\(result)")
+    }
 }

@@ -1,0 +1,125 @@
+// Direct 3×3 convolution kernels (see CKernels.h). One body, three instruction sets: the body is
+// a macro expanded into functions with target attributes, dispatched once through cpuid.
+#include "CKernels.h"
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));   // aligned(4): unaligned loads
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+
+#define LOAD(V, p) (*(const V *)(p))
+#define STORE(V, p, v) (*(V *)(p) = (v))
+
+// Forward: a register tile of OB output channels × NV vectors of LANES positions; per input channel
+// and tap, NV loads and OB broadcasts feed OB·NV fused multiply-adds.
+#define DEFINE_FORWARD(NAME, TARGET, V, LANES, OB, NV)                                                   \
+    TARGET static void NAME(const float *in, long inStride, int cin, const float *packed,               \
+                            float *out, long outStride, long S, long q0, long q1) {                    \
+        const long tap[9] = {0, 1, 2, S, S + 1, S + 2, 2 * S, 2 * S + 1, 2 * S + 2};                     \
+        for (int half = 0; half < FKP_CONV3X3_BLOCK; half += OB) {                                       \
+            for (long q = q0; q < q1; q += LANES * NV) {                                                 \
+                V acc[OB][NV];                                                                           \
+                for (int o = 0; o < OB; o++)                                                             \
+                    for (int v = 0; v < NV; v++) acc[o][v] = (V){0};                                     \
+                for (int c = 0; c < cin; c++) {                                                          \
+                    const float *x = in + c * inStride + q;                                              \
+                    const float *w = packed + (long)c * 9 * FKP_CONV3X3_BLOCK + half;                    \
+                    for (int t = 0; t < 9; t++) {                                                        \
+                        V xv[NV];                                                                        \
+                        for (int v = 0; v < NV; v++) xv[v] = LOAD(V, x + tap[t] + v * LANES);            \
+                        for (int o = 0; o < OB; o++) {                                                   \
+                            float s = w[t * FKP_CONV3X3_BLOCK + o];                                      \
+                            for (int v = 0; v < NV; v++) acc[o][v] += xv[v] * s;                         \
+                        }                                                                                \
+                    }                                                                                    \
+                }                                                                                        \
+                for (int o = 0; o < OB; o++)                                                             \
+                    for (int v = 0; v < NV; v++) STORE(V, out + (half + o) * outStride + q + v * LANES, acc[o][v]); \
+            }                                                                                            \
+        }                                                                                                \
+    }
+
+// Weight gradient: OG output channels at a time, nine tap accumulators each; lanes are summed at
+// the end in a fixed pairwise order.
+#define DEFINE_WEIGHT_GRADIENT(NAME, TARGET, V, LANES, OG)                                               \
+    TARGET static void NAME(const float *dy, long dyStride, int outCount, const float *x, long xStride,  \
+                            int cin, int images, long imageStride, float *dW, long dWStride, long S,     \
+                            long q0, long q1) {                                                          \
+        const long tap[9] = {0, 1, 2, S, S + 1, S + 2, 2 * S, 2 * S + 1, 2 * S + 2};                     \
+        for (int o0 = 0; o0 < outCount; o0 += OG) {                                                      \
+            int og = outCount - o0 < OG ? outCount - o0 : OG;                                            \
+            for (int c = 0; c < cin; c++) {                                                              \
+                V acc[OG][9];                                                                            \
+                for (int o = 0; o < OG; o++)                                                             \
+                    for (int t = 0; t < 9; t++) acc[o][t] = (V){0};                                      \
+                for (int image = 0; image < images; image++) {                                           \
+                    const float *xc = x + c * xStride + image * imageStride;                             \
+                    const float *dyi = dy + image * imageStride;                                         \
+                    for (long q = q0; q < q1; q += LANES) {                                              \
+                        V d[OG];                                                                         \
+                        for (int o = 0; o < OG; o++)                                                     \
+                            d[o] = o < og ? LOAD(V, dyi + (o0 + o) * dyStride + q) : (V){0};             \
+                        for (int t = 0; t < 9; t++) {                                                    \
+                            V xv = LOAD(V, xc + q + tap[t]);                                             \
+                            for (int o = 0; o < OG; o++) acc[o][t] += d[o] * xv;                         \
+                        }                                                                                \
+                    }                                                                                    \
+                }                                                                                        \
+                for (int o = 0; o < og; o++)                                                             \
+                    for (int t = 0; t < 9; t++) {                                                        \
+                        float lanes[LANES];                                                              \
+                        STORE(V, lanes, acc[o][t]);                                                      \
+                        for (int width = LANES / 2; width > 0; width /= 2)                               \
+                            for (int i = 0; i < width; i++) lanes[i] += lanes[i + width];                \
+                        dW[(o0 + o) * dWStride + c * 9 + t] += lanes[0];                                 \
+                    }                                                                                    \
+            }                                                                                            \
+        }                                                                                                \
+    }
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma")))
+#define GENERIC
+
+DEFINE_FORWARD(forward_avx512, AVX512, v16, 16, 8, 3)
+DEFINE_FORWARD(forward_avx2, AVX2, v8, 8, 4, 3)
+DEFINE_FORWARD(forward_generic, GENERIC, v8, 8, 4, 3)
+DEFINE_WEIGHT_GRADIENT(weight_gradient_avx512, AVX512, v16, 16, 3)
+DEFINE_WEIGHT_GRADIENT(weight_gradient_avx2, AVX2, v8, 8, 1)
+DEFINE_WEIGHT_GRADIENT(weight_gradient_generic, GENERIC, v8, 8, 1)
+
+enum isa { ISA_UNKNOWN, ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
+static enum isa chosen = ISA_UNKNOWN;
+
+static enum isa current_isa(void) {
+    if (chosen == ISA_UNKNOWN) {   // a benign race: every thread computes the same value
+        __builtin_cpu_init();
+        chosen = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? ISA_AVX512
+               : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? ISA_AVX2 : ISA_GENERIC;
+    }
+    return chosen;
+}
+
+const char *fkp_kernels_isa(void) {
+    switch (current_isa()) {
+    case ISA_AVX512: return "avx512";
+    case ISA_AVX2: return "avx2";
+    default: return "generic";
+    }
+}
+
+void fkp_conv3x3_forward(const float *in, long inStride, int cin, const float *packed,
+                         float *out, long outStride, long rowStride, long q0, long q1) {
+    switch (current_isa()) {
+    case ISA_AVX512: forward_avx512(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
+    case ISA_AVX2: forward_avx2(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
+    default: forward_generic(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
+    }
+}
+
+void fkp_conv3x3_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
+                                 int images, long imageStride, float *dW, long dWStride, long rowStride, long q0, long q1) {
+    switch (current_isa()) {
+    case ISA_AVX512: weight_gradient_avx512(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
+    case ISA_AVX2: weight_gradient_avx2(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
+    default: weight_gradient_generic(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
+    }
+}

@@ -1,0 +1,31 @@
+#pragma once
+// Vectorised kernels the engine cannot express in portable Swift: Swift compiles for the baseline
+// x86-64 (SSE2) and has no per-function target attributes, so these C functions carry AVX-512 and
+// AVX2 versions and pick one on first use (cpuid), like OpenBLAS's DYNAMIC_ARCH.
+
+/// Direct 3×3 convolution, stride 1, padding 1, on "flat" planes. A zero-bordered plane of an
+/// H×W image has row stride S = W + 2: element (i, j) of the image is at (i + 1)·S + (j + 1), and
+/// the plane ends with FKP_CONV3X3_SLACK more zeros. Output position q = i·S + j (j < W; the two
+/// columns j = W, W + 1 of each row are junk) reads the nine inputs at q + {0, 1, 2, S, …, 2S + 2},
+/// so the convolution is one 1-D loop per plane with nine fixed offsets. q runs over whole chunks
+/// of FKP_CONV3X3_CHUNK positions.
+#define FKP_CONV3X3_CHUNK 48
+#define FKP_CONV3X3_SLACK 64
+/// Output channels per weight block (see fkp_conv3x3_pack).
+#define FKP_CONV3X3_BLOCK 8
+
+/// out[o][q] = Σ_c Σ_t in[c][q + tap_t] · w[o][c][t] for the FKP_CONV3X3_BLOCK channels o of one
+/// block and q in [q0, q1) (multiples of FKP_CONV3X3_CHUNK). `in`: channel c's plane at
+/// in + c·inStride; `packed`: the block's weights as [cin][9][BLOCK]; out: channel o at out + o·outStride.
+void fkp_conv3x3_forward(const float *in, long inStride, int cin, const float *packed,
+                         float *out, long outStride, long rowStride, long q0, long q1);
+
+/// dW[o][c·9 + t] += Σ_image Σ_q dy[o][q] · x[c][q + tap_t] for o in [0, outCount) and c in [0, cin),
+/// q in [q0, q1) (multiples of FKP_CONV3X3_CHUNK). dy: output-grid planes (q = i·S + j, zero at
+/// the junk columns), channel o at dy + o·dyStride; x: zero-bordered planes, channel c at x + c·xStride;
+/// image i's planes `i·imageStride` further on in both. Each (o, c, t) adds one sum, formed in a fixed order.
+void fkp_conv3x3_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
+                                 int images, long imageStride, float *dW, long dWStride, long rowStride, long q0, long q1);
+
+/// Which version runs: "avx512", "avx2" or "generic".
+const char *fkp_kernels_isa(void);
