@@ -36,7 +36,7 @@ final class RecipeTests: XCTestCase {
     func testNewOptionsRoundTripAndOldJSONDecodes() throws {
         let config = try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config
         let text = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        for fragment in [#""flipTest":true"#, #""schedule":"multistep:7,9:0.1""#,
+        for fragment in [#""flipTest":true"#, #""schedule":"multistep:18,23:0.1""#,
                          #""augmentRotation":30"#, #""augmentScale":0.25"#] {
             XCTAssertTrue(text.contains(fragment), "\(fragment) not in \(text)")
         }
@@ -54,7 +54,7 @@ final class RecipeTests: XCTestCase {
             XCTAssertEqual(old.config.augmentation, AugmentationParameters(), old.name)
         }
         let fast = try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config
-        XCTAssertEqual(fast.model, "unet"); XCTAssertEqual(fast.inputWidth, 96); XCTAssertEqual(fast.epochs, 10)
+        XCTAssertEqual(fast.model, "unet"); XCTAssertEqual(fast.inputWidth, 96); XCTAssertEqual(fast.epochs, 25)
         XCTAssertEqual(fast.augmentation.maxRotationDegrees, 30)
         XCTAssertEqual(fast.augmentation.maxZoomIn, 0.25); XCTAssertEqual(fast.augmentation.maxZoomOut, 0.25)
         XCTAssertEqual(fast.heatmapDecoder(width: 96, height: 96), .softArgmax(radius: 96))
@@ -67,7 +67,7 @@ final class RecipeTests: XCTestCase {
         // `fkp presets` lists them with their recipe.
         let r = try ProcessRunner.run(TestPaths.product("fkp").path, ["presets"], timeout: 60)
         XCTAssertEqual(r.status, 0, r.output)
-        for fragment in ["unet-ibug-recipe:", "unet-ibug-recipe-fast:", "schedule multistep:7,9:0.1", "rotation ±30.0°",
+        for fragment in ["unet-ibug-recipe:", "unet-ibug-recipe-fast:", "schedule multistep:18,23:0.1", "rotation ±30.0°",
                          "scale ±25%", "flip-test"] {
             XCTAssertTrue(r.stdout.contains(fragment), "\(fragment) not in \(r.stdout)")
         }
