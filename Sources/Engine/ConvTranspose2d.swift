@@ -60,14 +60,22 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         } else {
             output.zero()
         }
-        let step = g.blockRows, wi = g.outWidth, rowCount = g.batch * g.outHeight
-        let cols = ctx.workspace.floats(g.rows * step * wi)
-        for first in Swift.stride(from: 0, to: rowCount, by: step) {
-            let rows = first ..< min(first + step, rowCount)
-            let n = rows.count * wi
-            sgemm(transA: true, m: g.rows, n: n, k: inChannels, a: store.value(weight), lda: g.rows,
-                  b: x.data + first * wi, ldb: g.columns, beta: 0, c: cols, ldc: n)
+        // Blocks run on the pool as Conv2d's do (ConvBlockPlan): shards of the same parity at once,
+        // so two threads never add onto the same output rows (the halo when kernel > stride).
+        let plan = ConvBlockPlan(g, outChannels: inChannels), wi = g.outWidth, w = store.value(weight)
+        let colFloats = g.rows * plan.step * wi
+        let cols = ctx.workspace.floats(colFloats * (plan.parallelBlocks ? Parallel.threads : 1))
+        func block(_ b: Int, cols: UnsafeMutablePointer<Float>, gemm: GEMM) {
+            let rows = plan.rows(block: b), n = rows.count * wi
+            gemm(true, false, g.rows, n, inChannels, 1, w, g.rows, x.data + rows.lowerBound * wi, g.columns, 0, cols, n)
             col2imAdd(cols, y, g, outputRows: rows)
+        }
+        if plan.parallelBlocks {
+            plan.forEachShard { s, worker in
+                for b in plan.blocks(shard: s) { block(b, cols: cols + worker * colFloats, gemm: sgemmSerial) }
+            }
+        } else {
+            for b in 0 ..< plan.blocks { block(b, cols: cols, gemm: sgemm) }
         }
         input = ctx.training ? x : nil
         return output
@@ -87,18 +95,31 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         }
         let inputGradient = computesInputGradient
         if inputGradient { gradInput.resize(x.shape) }
+        // Per block: dW_shard += x_b · dcols_bᵀ, dx_b = W · dcols_b (its own rows of dx); the
+        // shards' weight gradients are added in order (ConvBlockPlan, as in Conv2d).
         let (w, dW) = (store.value(weight), store.grad(weight))
-        let step = g.blockRows, wi = g.outWidth, rowCount = g.batch * g.outHeight
-        let dcols = ctx.workspace.floats(g.rows * step * wi)
-        for first in Swift.stride(from: 0, to: rowCount, by: step) {
-            let rows = first ..< min(first + step, rowCount)
-            let n = rows.count * wi
-            im2col(dy.data, dcols, g, outputRows: rows)
-            sgemm(transB: true, m: inChannels, n: g.rows, k: n, a: x.data + first * wi, lda: g.columns,
-                  b: dcols, ldb: n, beta: 1, c: dW, ldc: g.rows)
-            guard inputGradient else { continue }
-            sgemm(m: inChannels, n: n, k: g.rows, a: w, lda: g.rows,
-                  b: dcols, ldb: n, beta: 0, c: gradInput.data + first * wi, ldc: g.columns)
+        let plan = ConvBlockPlan(g, outChannels: inChannels), wi = g.outWidth
+        let blockFloats = g.rows * plan.step * wi, weightFloats = inChannels * g.rows
+        let workers = plan.parallelBlocks ? Parallel.threads : 1
+        let direct = !plan.parallelBlocks
+        let scratch = ctx.workspace.floats(workers * blockFloats + (direct ? 0 : plan.shards * weightFloats))
+        let partial = scratch + workers * blockFloats
+        if !direct { zeroFloats(partial, plan.shards * weightFloats) }
+        func shard(_ s: Int, _ worker: Int, gemm: GEMM) {
+            let dcols = scratch + worker * blockFloats, dWs = direct ? dW : partial + s * weightFloats
+            for b in plan.blocks(shard: s) {
+                let rows = plan.rows(block: b), first = rows.lowerBound, n = rows.count * wi
+                im2col(dy.data, dcols, g, outputRows: rows)
+                gemm(false, true, inChannels, g.rows, n, 1, x.data + first * wi, g.columns, dcols, n, 1, dWs, g.rows)
+                guard inputGradient else { continue }
+                gemm(false, false, inChannels, n, g.rows, 1, w, g.rows, dcols, n, 0, gradInput.data + first * wi, g.columns)
+            }
+        }
+        if plan.parallelBlocks {
+            plan.forEachShard { s, worker in shard(s, worker, gemm: sgemmSerial) }
+            addShards(partial, shards: plan.shards, stride: weightFloats, count: weightFloats, into: dW)
+        } else {
+            shard(0, 0, gemm: sgemm)
         }
         return gradInput
     }

@@ -48,6 +48,41 @@ final class ConvTranspose2dTests: XCTestCase {
         }
     }
 
+    /// With 8 or more column blocks the blocks run on the pool in parity shards (ConvBlockPlan):
+    /// against direct loops, with and without overlapping outputs (kernel > stride), and the same
+    /// bits on 1 and 3 threads.
+    func testParallelBlocksMatchDirectLoopsOnAnyThreadCount() {
+        defer { Parallel.setThreads(1) }
+        for (k, s, p) in [(2, 2, 0), (3, 2, 1)] {
+            let (n, cin, cout, h, w) = (4, 8, 64, 130, 32)
+            var bits: [[Float]] = []
+            for threads in [1, 3] {
+                Parallel.setThreads(threads)
+                let store = ParameterStore()
+                let up = ConvTranspose2d(store, "up", cin, cout, kernel: k, stride: s, padding: p, bias: true, rng: .init(seed: 48))
+                store.allocate()
+                let (ho, wo) = ((h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k)
+                let g = ConvGeometry(channels: cout, batch: n, height: ho, width: wo, kernel: k, stride: s, padding: p)
+                XCTAssertGreaterThanOrEqual((n * h + g.blockRows - 1) / g.blockRows, 8, "the test must run blocks in parallel")
+                let x = GradCheck.randomTensor([n, cin, h, w], seed: 49)
+                let xs = Layout.nchwArray(x), weight = store.array(named: "up.weight")!
+                let y = Layout.nchwArray(up.forward(x, Context()))
+                let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: k, stride: s, padding: p)
+                let expected = Reference.convTranspose2dForward(xs, weight: weight, bias: store.array(named: "up.bias"), shapes)
+                XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "forward k\(k)")
+                let dyShape = [n, cout, ho, wo]
+                let dy = GradCheck.randomTensor(dyShape, seed: 50).toArray()
+                let dx = Layout.nchwArray(up.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
+                let (dxExpected, dWExpected, _) = Reference.convTranspose2dBackward(xs, weight: weight, dy: dy, shapes)
+                let dW = store.gradArray(named: "up.weight")!
+                XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx k\(k)")
+                XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-4, "dW k\(k)")
+                bits.append(y + dx + dW)
+            }
+            XCTAssertEqual(bits[0], bits[1], "k\(k): the same bits on 1 and 3 threads")
+        }
+    }
+
     func testGradientsMatchFiniteDifferences() {
         for (k, s, p) in [(2, 2, 0), (3, 2, 0), (3, 1, 1)] {
             let store = ParameterStore()
