@@ -1,6 +1,7 @@
 // Direct 3×3 convolution kernels (see CKernels.h). One body, three instruction sets: the body is
 // a macro expanded into functions with target attributes, dispatched once through cpuid.
 #include "CKernels.h"
+#include <string.h>
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));   // aligned(4): unaligned loads
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
@@ -75,27 +76,50 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
         }                                                                                                \
     }
 
+enum isa { ISA_UNKNOWN, ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
+static enum isa chosen_isa = ISA_UNKNOWN;
+
+#if defined(__x86_64__) || defined(__i386__)
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define AVX2 __attribute__((target("avx2,fma")))
-#define GENERIC
-
 DEFINE_FORWARD(forward_avx512, AVX512, v16, 16, 8, 3)
 DEFINE_FORWARD(forward_avx2, AVX2, v8, 8, 4, 3)
-DEFINE_FORWARD(forward_generic, GENERIC, v8, 8, 4, 3)
 DEFINE_WEIGHT_GRADIENT(weight_gradient_avx512, AVX512, v16, 16, 3)
 DEFINE_WEIGHT_GRADIENT(weight_gradient_avx2, AVX2, v8, 8, 1)
-DEFINE_WEIGHT_GRADIENT(weight_gradient_generic, GENERIC, v8, 8, 1)
 
-enum isa { ISA_UNKNOWN, ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
-static enum isa chosen = ISA_UNKNOWN;
+static enum isa detect_isa(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
+    return ISA_GENERIC;
+}
+#else
+// Other architectures (aarch64: NEON is the baseline) run the plain version, which the compiler
+// vectorises for the target.
+#define forward_avx512 forward_generic
+#define forward_avx2 forward_generic
+#define weight_gradient_avx512 weight_gradient_generic
+#define weight_gradient_avx2 weight_gradient_generic
+static enum isa detect_isa(void) { return ISA_GENERIC; }
+#endif
+DEFINE_FORWARD(forward_generic, , v8, 8, 4, 3)
+DEFINE_WEIGHT_GRADIENT(weight_gradient_generic, , v8, 8, 1)
 
 static enum isa current_isa(void) {
-    if (chosen == ISA_UNKNOWN) {   // a benign race: every thread computes the same value
-        __builtin_cpu_init();
-        chosen = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? ISA_AVX512
-               : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? ISA_AVX2 : ISA_GENERIC;
+    enum isa isa = __atomic_load_n(&chosen_isa, __ATOMIC_RELAXED);
+    if (isa == ISA_UNKNOWN) {   // every thread that gets here computes the same value
+        isa = detect_isa();
+        __atomic_store_n(&chosen_isa, isa, __ATOMIC_RELAXED);
     }
-    return chosen;
+    return isa;
+}
+
+int fkp_kernels_use(const char *name) {
+    enum isa wanted = !strcmp(name, "avx512") ? ISA_AVX512 : !strcmp(name, "avx2") ? ISA_AVX2
+                    : !strcmp(name, "generic") ? ISA_GENERIC : ISA_UNKNOWN;
+    if (wanted == ISA_UNKNOWN || wanted > detect_isa()) return 0;
+    __atomic_store_n(&chosen_isa, wanted, __ATOMIC_RELAXED);
+    return 1;
 }
 
 const char *fkp_kernels_isa(void) {

@@ -14,6 +14,12 @@ import CKernels
 public enum DirectConv3x3 {
     static let block = Int(FKP_CONV3X3_BLOCK)
     static let chunk = Int(FKP_CONV3X3_CHUNK)
+    /// The kernels' instruction set on this CPU: "avx512", "avx2" or "generic".
+    public static var instructionSet: String { String(cString: fkp_kernels_isa()) }
+    /// Runs the kernels of `name` ("avx512", "avx2", "generic") from now on; false when this CPU
+    /// cannot. For tests: every version this CPU can run is checked against the reference.
+    @discardableResult
+    public static func useInstructionSet(_ name: String) -> Bool { fkp_kernels_use(name) != 0 }
     /// Output positions per piece of work (a fixed band, so the pieces follow the shape alone).
     static let band = 32 * chunk
 

@@ -101,7 +101,14 @@ final class Conv2dTests: XCTestCase {
     /// (DirectConv3x3): forward, all gradients, bias and fused ReLU against the reference loops, a
     /// finite-difference check, and the same bits on 1 and 3 threads.
     func testDirectConvolutionMatchesReference() {
-        defer { Parallel.setThreads(1) }
+        let best = DirectConv3x3.instructionSet
+        defer { Parallel.setThreads(1); DirectConv3x3.useInstructionSet(best) }
+        for isa in ["avx512", "avx2", "generic"] where DirectConv3x3.useInstructionSet(isa) {
+            checkDirectConvolution(isa)
+        }
+    }
+
+    private func checkDirectConvolution(_ isa: String) {
         for (n, cin, cout, h, w, relu) in [(2, 8, 16, 13, 12, false), (3, 16, 8, 20, 30, true), (1, 24, 32, 47, 45, false)] {
             var bits: [[Float]] = []
             for threads in [1, 3] {
@@ -117,19 +124,19 @@ final class Conv2dTests: XCTestCase {
                 var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), shapes)
                 if relu { expected = expected.map { max($0, 0) } }
                 let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
-                XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "forward \(shape)")
+                XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "\(isa) forward \(shape)")
                 let dyShape = [n, cout, h, w]
                 var dy = GradCheck.randomTensor(dyShape, seed: 13).toArray()
                 let dx = Layout.nchwArray(conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
                 if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
                 let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, shapes)
                 let dW = store.gradArray(named: "c.weight")!, db = store.gradArray(named: "c.bias")!
-                XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx \(shape)")
-                XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "dW \(shape)")
-                XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "db \(shape)")
+                XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "\(isa) dx \(shape)")
+                XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "\(isa) dW \(shape)")
+                XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "\(isa) db \(shape)")
                 bits.append(y + dx + dW + db)
             }
-            XCTAssertEqual(bits[0], bits[1], "the same bits on 1 and 3 threads")
+            XCTAssertEqual(bits[0], bits[1], "\(isa): the same bits on 1 and 3 threads")
         }
         let store = ParameterStore()
         let conv = Conv2d(store, "c", 8, 8, kernel: 3, padding: 1, rng: .init(seed: 14))

@@ -29,3 +29,7 @@ void fkp_conv3x3_weight_gradient(const float *dy, long dyStride, int outCount, c
 
 /// Which version runs: "avx512", "avx2" or "generic".
 const char *fkp_kernels_isa(void);
+
+/// Runs the named version from now on ("avx512", "avx2", "generic"); 0 when this CPU cannot run it.
+/// For tests, which check every version this CPU supports against the reference.
+int fkp_kernels_use(const char *name);
