@@ -53,8 +53,14 @@ public final class Conv2d: Module, InputGradientOptional {
         let g = geometry(x)
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
         let y = output.data
+        input = ctx.training ? x : nil
+        if DirectConv3x3.applies(g, outChannels: outChannels) {
+            DirectConv3x3.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, y, g,
+                                  outChannels: outChannels, relu: fusedReLU, workspace: ctx.workspace)
+            return output
+        }
         var beta: Float = 0
-        if let bias, !DirectConv3x3.applies(g, outChannels: outChannels) {
+        if let bias {
             let (b, columns) = (store.value(bias), g.columns)
             Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
                 for o in start ..< end { (y + o * columns).update(repeating: b[o], count: columns) }
@@ -63,10 +69,7 @@ public final class Conv2d: Module, InputGradientOptional {
         }
         // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
         let w = store.value(weight)
-        if DirectConv3x3.applies(g, outChannels: outChannels) {
-            DirectConv3x3.forward(x.data, weight: w, bias: bias.map { store.value($0) }, y, g, outChannels: outChannels,
-                                  relu: fusedReLU, workspace: ctx.workspace)
-        } else if g.isPointwise {
+        if g.isPointwise {
             sgemm(m: outChannels, n: g.columns, k: g.rows, a: w, lda: g.rows, b: x.data, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
             if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
         } else {
@@ -86,7 +89,6 @@ public final class Conv2d: Module, InputGradientOptional {
                 for b in 0 ..< plan.blocks { block(b, col: scratch, gemm: sgemm) }
             }
         }
-        input = ctx.training ? x : nil
         return output
     }
 

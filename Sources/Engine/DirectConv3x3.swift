@@ -29,7 +29,7 @@ public enum DirectConv3x3 {
     /// 6²–224²): 1.2–2.5× faster forward and backward up to 256 channels from 8² up; at 512
     /// channels or 6² planes im2col + GEMM is as fast or faster.
     public static func applies(_ g: ConvGeometry, outChannels: Int) -> Bool {
-        return g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.channels % block == 0 && outChannels % block == 0
+        g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.channels % block == 0 && outChannels % block == 0
             && g.width >= 8 && max(g.channels, outChannels) <= 256
     }
 
