@@ -10,21 +10,6 @@ public protocol Loss: AnyObject {
     var gradient: Tensor { get }
 }
 
-/// Σ over fixed blocks of 0..<count of `body(start, end)`, blocks run in parallel and are added in order.
-@inline(__always)
-func orderedBlockSum(_ count: Int, work: Int, _ body: (Int, Int) -> Double) -> Double {
-    let block = 1 << 16
-    let blocks = (count + block - 1) / block
-    var partial = [Double](repeating: 0, count: blocks)
-    partial.withUnsafeMutableBufferPointer { p in
-        let p = p.baseAddress!
-        Parallel.chunks(blocks, work: work) { start, end in
-            for b in start ..< end { p[b] = body(b * block, min(count, (b + 1) * block)) }
-        }
-    }
-    return partial.reduce(0, +)
-}
-
 /// nn.MSELoss(): mean (p − t)²; gradient 2(p − t)/count.
 public final class MSELoss: Loss {
     public let gradient = Tensor(shape: [0])
@@ -98,10 +83,11 @@ public final class HeatmapMSELoss: Loss {
 /// normalised to sum 1 (a distribution over the landmark's position). Predictions and targets
 /// are NCHW [N, K, H, W] (each (n, k) plane contiguous). Per plane: loss = logΣexp(p) − Σ t̂·p,
 /// gradient = softmax(p) − t̂. Planes whose target sums to ≤ 1e-12 (a landmark off the image)
-/// contribute nothing; the loss and gradient are the mean over the remaining planes.
+/// contribute nothing; the loss and gradient are the mean over the remaining planes. A non-finite
+/// logit anywhere, skipped planes included, makes the loss NaN (`PlaneLosses`).
 public final class SpatialSoftmaxCrossEntropy: Loss {
     public let gradient = Tensor(shape: [0])
-    private var planeLoss: [Double] = []
+    private var perPlane = PlaneLosses()
 
     public init() {}
 
@@ -110,51 +96,81 @@ public final class SpatialSoftmaxCrossEntropy: Loss {
         gradient.resize(prediction.shape)
         let planes = prediction.n * prediction.c, size = prediction.h * prediction.w
         let (p, g) = (prediction.data, gradient.data)
-        if planeLoss.count != planes { planeLoss = [Double](repeating: 0, count: planes) }
-        // Per plane: NaN marks a plane without target mass.
-        planeLoss.withUnsafeMutableBufferPointer { losses in
-            let losses = losses.baseAddress!
-            Parallel.chunks(planes, work: planes * size * 8) { start, end in
-                for plane in start ..< end {
-                    let (pp, tp, gp) = (p + plane * size, target + plane * size, g + plane * size)
-                    let mass = blockedSum(size) { tp[$0] }
-                    if !(mass > 1e-12) {
-                        gp.update(repeating: 0, count: size)
-                        losses[plane] = .nan
-                        continue
-                    }
-                    var peak = -Float.infinity
-                    for i in 0 ..< size { peak = max(peak, pp[i]) }
-                    // Softmax with the maximum subtracted: exp never overflows.
-                    let expSum = blockedSum(size) { i in
-                        let e = Foundation.exp(pp[i] - peak)
-                        gp[i] = e
-                        return e
-                    }
-                    let logSumExp = Double(peak) + Foundation.log(expSum)
-                    let invExp = Float(1 / expSum), invMass = Float(1 / mass)
-                    let dot = blockedSum(size) { i in
-                        let t = tp[i] * invMass
-                        gp[i] = gp[i] * invExp - t
-                        return t * pp[i]
-                    }
-                    losses[plane] = logSumExp - dot
-                }
+        perPlane.run(count: planes, work: planes * size * 8) { plane in
+            let (pp, tp, gp) = (p + plane * size, target + plane * size, g + plane * size)
+            let mass = blockedSum(size) { tp[$0] }
+            if !(mass > 1e-12) { return PlaneLosses.skip(logits: pp, gradient: gp, count: size) }
+            var peak = -Float.infinity
+            for i in 0 ..< size { peak = max(peak, pp[i]) }
+            // Softmax with the maximum subtracted: exp never overflows.
+            let expSum = blockedSum(size) { i in
+                let e = Foundation.exp(pp[i] - peak)
+                gp[i] = e
+                return e
             }
+            let logSumExp = Double(peak) + Foundation.log(expSum)
+            let invExp = Float(1 / expSum), invMass = Float(1 / mass)
+            let dot = blockedSum(size) { i in
+                let t = tp[i] * invMass
+                gp[i] = gp[i] * invExp - t
+                return t * pp[i]
+            }
+            return logSumExp - dot
         }
-        return averageOverValidPlanes(planeLoss, gradient: gradient)
+        return perPlane.mean(scaling: gradient)
     }
 }
 
-/// Per-plane heatmap losses: the mean of the planes' losses (NaN marks a plane without target
-/// mass, left out), with the summed gradient scaled to match.
-func averageOverValidPlanes(_ planeLoss: [Double], gradient: Tensor) -> Float {
-    var total = 0.0, valid = 0
-    for l in planeLoss where !l.isNaN { total += l; valid += 1 }
-    guard valid > 0 else { return 0 }
-    let scale = 1 / Float(valid), count = gradient.count, g = gradient.data
-    Parallel.chunks(count, work: count) { start, end in
-        for i in start ..< end { g[i] *= scale }
+/// Per-plane heatmap losses and which planes have a target. The loss is the mean over the planes
+/// with a target, and the summed gradient is scaled to match. Validity is its own mask, never a
+/// NaN in the loss: a NaN or infinite logit must reach the trainer as a NaN loss (which stops the
+/// run at that step), not vanish as if its plane had been skipped.
+struct PlaneLosses {
+    private var loss: [Double] = []
+    private var valid: [Bool] = []
+
+    /// Runs `body(plane)` for every plane, in parallel. It returns the plane's loss, or nil for a
+    /// plane without a target (see `skip`).
+    mutating func run(count: Int, work: Int, _ body: (Int) -> Double?) {
+        if loss.count != count {
+            loss = [Double](repeating: 0, count: count)
+            valid = [Bool](repeating: false, count: count)
+        }
+        loss.withUnsafeMutableBufferPointer { losses in
+            valid.withUnsafeMutableBufferPointer { flags in
+                let (losses, flags) = (losses.baseAddress!, flags.baseAddress!)
+                Parallel.chunks(count, work: work) { start, end in
+                    for plane in start ..< end {
+                        let value = body(plane)
+                        (losses[plane], flags[plane]) = (value ?? 0, value != nil)
+                    }
+                }
+            }
+        }
     }
-    return Float(total / Double(valid))
+
+    /// A plane without a target: zero gradient and no loss (nil), unless one of its logits is NaN
+    /// or infinite, which makes the plane, and so the mean, NaN.
+    @inline(__always)
+    static func skip(logits: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int) -> Double? {
+        gradient.update(repeating: 0, count: count)
+        // 0·x is NaN exactly when x is NaN or infinite.
+        let poison = blockedSum(count) { logits[$0] * 0 }
+        return poison.isNaN ? .nan : nil
+    }
+
+    /// The mean over the planes with a target, with `gradient` scaled by 1 / (their count).
+    func mean(scaling gradient: Tensor) -> Float {
+        var total = 0.0, count = 0
+        for (l, v) in zip(loss, valid) where v {
+            total += l
+            count += 1
+        }
+        guard count > 0 else { return 0 }
+        let scale = 1 / Float(count), n = gradient.count, g = gradient.data
+        Parallel.chunks(n, work: n) { start, end in
+            for i in start ..< end { g[i] *= scale }
+        }
+        return Float(total / Double(count))
+    }
 }

@@ -21,3 +21,18 @@ public func blockedSum(_ n: Int, _ f: (Int) -> Float) -> Double {
     }
     return total
 }
+
+/// Σ over fixed blocks of 0..<count of `body(start, end)`, blocks run in parallel and are added in order.
+@inline(__always)
+public func orderedBlockSum(_ count: Int, work: Int, _ body: (Int, Int) -> Double) -> Double {
+    let block = 1 << 16
+    let blocks = (count + block - 1) / block
+    var partial = [Double](repeating: 0, count: blocks)
+    partial.withUnsafeMutableBufferPointer { p in
+        let p = p.baseAddress!
+        Parallel.chunks(blocks, work: work) { start, end in
+            for b in start ..< end { p[b] = body(b * block, min(count, (b + 1) * block)) }
+        }
+    }
+    return partial.reduce(0, +)
+}

@@ -11,12 +11,13 @@ import Foundation
 ///   loss = CE(p, t̂) + w · (huber(x̂ − x*) + huber(ŷ − y*)) / σ   (huber with δ = 1 pixel)
 ///   ∂loss/∂z_i = (p_i − t̂_i) + w/σ · p_i · (h'(x̂ − x*)(x_i − x̂) + h'(ŷ − y*)(y_i − ŷ)).
 /// Planes without target mass (landmark off the crop) are skipped; the result is the mean over
-/// the rest. Predictions and targets are NCHW [N, K, H, W].
+/// the rest (NaN when any logit is not finite, `PlaneLosses`). Predictions and targets are NCHW
+/// [N, K, H, W].
 public final class SoftArgmaxHeatmapLoss: Loss {
     public let sigma: Float
     public let coordinateWeight: Float
     public let gradient = Tensor(shape: [0])
-    private var planeLoss: [Double] = []
+    private var perPlane = PlaneLosses()
 
     public init(sigma: Float, coordinateWeight: Float = 1) {
         self.sigma = sigma
@@ -32,52 +33,42 @@ public final class SoftArgmaxHeatmapLoss: Loss {
         let planes = prediction.n * prediction.c, (height, width) = (prediction.h, prediction.w), size = height * width
         let (z, g) = (prediction.data, gradient.data)
         let weight = coordinateWeight / sigma
-        if planeLoss.count != planes { planeLoss = [Double](repeating: 0, count: planes) }
-        planeLoss.withUnsafeMutableBufferPointer { losses in
-            let losses = losses.baseAddress!
-            Parallel.chunks(planes, work: planes * size * 12) { start, end in
-                for plane in start ..< end {
-                    let (zp, tp, gp) = (z + plane * size, target + plane * size, g + plane * size)
-                    var mass = 0.0, tx = 0.0, ty = 0.0, peak = -Float.infinity
-                    for y in 0 ..< height {
-                        for x in 0 ..< width {
-                            let t = Double(tp[y * width + x])
-                            mass += t; tx += t * Double(x); ty += t * Double(y)
-                            peak = max(peak, zp[y * width + x])
-                        }
-                    }
-                    guard mass > 1e-12 else {
-                        gp.update(repeating: 0, count: size)
-                        losses[plane] = .nan
-                        continue
-                    }
-                    tx /= mass; ty /= mass
-                    var expSum = 0.0, ex = 0.0, ey = 0.0, dot = 0.0
-                    for y in 0 ..< height {
-                        for x in 0 ..< width {
-                            let i = y * width + x
-                            let e = Foundation.exp(Double(zp[i] - peak))
-                            gp[i] = Float(e)
-                            expSum += e; ex += e * Double(x); ey += e * Double(y)
-                            dot += Double(tp[i]) * Double(zp[i])
-                        }
-                    }
-                    let mx = Float(ex / expSum), my = Float(ey / expSum)
-                    let dx = mx - Float(tx), dy = my - Float(ty)
-                    let sx = weight * Self.huberSlope(dx), sy = weight * Self.huberSlope(dy)
-                    let invExp = Float(1 / expSum), invMass = Float(1 / mass)
-                    for y in 0 ..< height {
-                        for x in 0 ..< width {
-                            let i = y * width + x
-                            let p = gp[i] * invExp
-                            gp[i] = p - tp[i] * invMass + p * (sx * (Float(x) - mx) + sy * (Float(y) - my))
-                        }
-                    }
-                    let crossEntropy = Double(peak) + Foundation.log(expSum) - dot / mass
-                    losses[plane] = crossEntropy + Double(weight * (Self.huber(dx) + Self.huber(dy)))
+        perPlane.run(count: planes, work: planes * size * 12) { plane in
+            let (zp, tp, gp) = (z + plane * size, target + plane * size, g + plane * size)
+            var mass = 0.0, tx = 0.0, ty = 0.0, peak = -Float.infinity
+            for y in 0 ..< height {
+                for x in 0 ..< width {
+                    let t = Double(tp[y * width + x])
+                    mass += t; tx += t * Double(x); ty += t * Double(y)
+                    peak = max(peak, zp[y * width + x])
                 }
             }
+            guard mass > 1e-12 else { return PlaneLosses.skip(logits: zp, gradient: gp, count: size) }
+            tx /= mass; ty /= mass
+            var expSum = 0.0, ex = 0.0, ey = 0.0, dot = 0.0
+            for y in 0 ..< height {
+                for x in 0 ..< width {
+                    let i = y * width + x
+                    let e = Foundation.exp(Double(zp[i] - peak))
+                    gp[i] = Float(e)
+                    expSum += e; ex += e * Double(x); ey += e * Double(y)
+                    dot += Double(tp[i]) * Double(zp[i])
+                }
+            }
+            let mx = Float(ex / expSum), my = Float(ey / expSum)
+            let dx = mx - Float(tx), dy = my - Float(ty)
+            let sx = weight * Self.huberSlope(dx), sy = weight * Self.huberSlope(dy)
+            let invExp = Float(1 / expSum), invMass = Float(1 / mass)
+            for y in 0 ..< height {
+                for x in 0 ..< width {
+                    let i = y * width + x
+                    let p = gp[i] * invExp
+                    gp[i] = p - tp[i] * invMass + p * (sx * (Float(x) - mx) + sy * (Float(y) - my))
+                }
+            }
+            let crossEntropy = Double(peak) + Foundation.log(expSum) - dot / mass
+            return crossEntropy + Double(weight * (Self.huber(dx) + Self.huber(dy)))
         }
-        return averageOverValidPlanes(planeLoss, gradient: gradient)
+        return perPlane.mean(scaling: gradient)
     }
 }

@@ -36,7 +36,10 @@ public enum MetricsLog {
     }
 }
 
-/// One line of metrics.jsonl (keys as written).
+/// One line of metrics.jsonl (keys as written; the validation keys only with a validation split).
+/// A value that is not finite (a diverged model's validation) is written as JSON `null`, since JSON
+/// has no NaN or infinity, and the line is kept; reading it back gives NaN for the fields every
+/// line has and nil for the validation ones.
 public struct EpochRecord: Codable {
     public var epoch: Int
     public var step: Int
@@ -48,4 +51,48 @@ public struct EpochRecord: Codable {
     public var val_pixel_error: Double?
     public var val_failure_rate: Double?
     public var seconds: Double
+
+    public init(epoch: Int, step: Int, train_loss: Double, val_loss: Double?, images_per_s: Double, lr: Double,
+                val_nme: Double?, val_pixel_error: Double?, val_failure_rate: Double?, seconds: Double) {
+        self.epoch = epoch; self.step = step; self.train_loss = train_loss; self.val_loss = val_loss
+        self.images_per_s = images_per_s; self.lr = lr; self.val_nme = val_nme
+        self.val_pixel_error = val_pixel_error; self.val_failure_rate = val_failure_rate; self.seconds = seconds
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case epoch, step, train_loss, val_loss, images_per_s, lr, val_nme, val_pixel_error, val_failure_rate, seconds
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func always(_ key: CodingKeys) throws -> Double { try c.decodeIfPresent(Double.self, forKey: key) ?? .nan }
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        step = try c.decode(Int.self, forKey: .step)
+        train_loss = try always(.train_loss)
+        images_per_s = try always(.images_per_s)
+        lr = try always(.lr)
+        seconds = try always(.seconds)
+        val_loss = try c.decodeIfPresent(Double.self, forKey: .val_loss)
+        val_nme = try c.decodeIfPresent(Double.self, forKey: .val_nme)
+        val_pixel_error = try c.decodeIfPresent(Double.self, forKey: .val_pixel_error)
+        val_failure_rate = try c.decodeIfPresent(Double.self, forKey: .val_failure_rate)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        func put(_ value: Double?, _ key: CodingKeys) throws {
+            guard let value else { return }   // no validation: the key is left out, as before
+            if value.isFinite { try c.encode(value, forKey: key) } else { try c.encodeNil(forKey: key) }
+        }
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(step, forKey: .step)
+        try put(train_loss, .train_loss)
+        try put(val_loss, .val_loss)
+        try put(images_per_s, .images_per_s)
+        try put(lr, .lr)
+        try put(val_nme, .val_nme)
+        try put(val_pixel_error, .val_pixel_error)
+        try put(val_failure_rate, .val_failure_rate)
+        try put(seconds, .seconds)
+    }
 }

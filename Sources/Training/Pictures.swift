@@ -72,7 +72,7 @@ public enum Pictures {
             for i in 0 ..< series.count {
                 guard series[i] > 0, series[i].isFinite else { continue }
                 canvas.fillCircle(centreX: Float(px(i + 1)), centreY: Float(py(series[i])), radius: 2.5, colour)
-                if i > 0, series[i - 1] > 0 { canvas.drawLine(px(i), py(series[i - 1]), px(i + 1), py(series[i]), colour) }
+                if i > 0, series[i - 1] > 0, series[i - 1].isFinite { canvas.drawLine(px(i), py(series[i - 1]), px(i + 1), py(series[i]), colour) }
             }
         }
         plot(train, .blue)

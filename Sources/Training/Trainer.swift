@@ -290,9 +290,7 @@ public final class Trainer {
         try communicator.allreduce(&shared, op: .sum)
         stepTimes.communication += clock.lap()
         let mean = shared[0] / Double(communicator.size)
-        guard mean.isFinite else {
-            throw TrainingFailure("the loss became \(mean) at step \(position.step + 1) (epoch \(position.epoch + 1)); stopping. The last good checkpoint in \(options.outDirectory.path) is kept — try a lower --lr")
-        }
+        try stopIfDiverged(loss: mean)
         optimizer.step(learningRate: schedule.rate(base: config.learningRate, step: position.step))
         network.store.zeroGrads()
         stepTimes.compute += clock.lap()
@@ -301,6 +299,23 @@ public final class Trainer {
         stepTimes.steps += 1
         stepLosses.append(Float(mean))
         return (Float(mean), Int(shared[1]))
+    }
+
+    /// A NaN or infinite loss or gradient stops the run before the optimizer step, so the weights
+    /// (and the last checkpoint) stay finite. The loss and the gradients are already averaged over
+    /// ranks here, so every rank sees the same values and stops at the same step. The gradient is
+    /// checked too because a loss can read finite while its gradient overflows.
+    private func stopIfDiverged(loss: Double) throws {
+        let grads = network.store.grads
+        // In Double: a large but finite gradient must not overflow to a false alarm.
+        let squares = orderedBlockSum(grads.count, work: grads.count) { start, end in
+            var sum = 0.0
+            for i in start ..< end { sum += Double(grads[i]) * Double(grads[i]) }
+            return sum
+        }
+        let what = !loss.isFinite ? "the loss became \(loss)" : !squares.isFinite ? "the gradient norm became \(squares.squareRoot())" : nil
+        guard let what else { return }
+        throw TrainingFailure("\(what) at step \(position.step + 1) (epoch \(position.epoch + 1)); stopping. The last good checkpoint in \(options.outDirectory.path) is kept — try a lower --lr")
     }
 
     /// BatchNorm running statistics follow rank 0's, as DDP's default `broadcast_buffers` does:
