@@ -81,7 +81,7 @@ public final class HeatmapMSELoss: Loss {
 
 /// Cross-entropy between a softmax over each heatmap's H·W pixels and the target heatmap
 /// normalised to sum 1 (a distribution over the landmark's position). Predictions and targets
-/// are NCHW [N, K, H, W] (each (n, k) plane contiguous). Per plane: loss = logΣexp(p) − Σ t̂·p,
+/// are [N, K, H, W] in the engine's CNHW layout (each (n, k) plane contiguous, at k·N + n). Per plane: loss = logΣexp(p) − Σ t̂·p,
 /// gradient = softmax(p) − t̂. Planes whose target sums to ≤ 1e-12 (a landmark off the image)
 /// contribute nothing; the loss and gradient are the mean over the remaining planes. A non-finite
 /// logit anywhere, skipped planes included, makes the loss NaN (`PlaneLosses`).
@@ -117,7 +117,7 @@ public final class SpatialSoftmaxCrossEntropy: Loss {
             }
             return logSumExp - dot
         }
-        return perPlane.mean(scaling: gradient)
+        return perPlane.mean(samples: prediction.n, scaling: gradient)
     }
 }
 
@@ -159,12 +159,17 @@ struct PlaneLosses {
         return poison.isNaN ? .nan : nil
     }
 
-    /// The mean over the planes with a target, with `gradient` scaled by 1 / (their count).
-    func mean(scaling gradient: Tensor) -> Float {
+    /// The mean over the planes with a target, with `gradient` scaled by 1 / (their count). The
+    /// planes are [N, K] stored channel-major (plane (n, k) at k·N + n, the engine's CNHW) and are
+    /// added sample by sample, so the value is the same bits as over NCHW planes.
+    func mean(samples n: Int, scaling gradient: Tensor) -> Float {
         var total = 0.0, count = 0
-        for (l, v) in zip(loss, valid) where v {
-            total += l
-            count += 1
+        let k = loss.count / max(n, 1)
+        for sample in 0 ..< n {
+            for channel in 0 ..< k where valid[channel * n + sample] {
+                total += loss[channel * n + sample]
+                count += 1
+            }
         }
         guard count > 0 else { return 0 }
         let scale = 1 / Float(count), n = gradient.count, g = gradient.data

@@ -11,8 +11,8 @@ import Foundation
 ///   loss = CE(p, t̂) + w · (huber(x̂ − x*) + huber(ŷ − y*)) / σ   (huber with δ = 1 pixel)
 ///   ∂loss/∂z_i = (p_i − t̂_i) + w/σ · p_i · (h'(x̂ − x*)(x_i − x̂) + h'(ŷ − y*)(y_i − ŷ)).
 /// Planes without target mass (landmark off the crop) are skipped; the result is the mean over
-/// the rest (NaN when any logit is not finite, `PlaneLosses`). Predictions and targets are NCHW
-/// [N, K, H, W].
+/// the rest (NaN when any logit is not finite, `PlaneLosses`). Predictions and targets are
+/// [N, K, H, W] in the engine's CNHW layout (plane (n, k) at k·N + n).
 public final class SoftArgmaxHeatmapLoss: Loss {
     public let sigma: Float
     public let coordinateWeight: Float
@@ -69,6 +69,6 @@ public final class SoftArgmaxHeatmapLoss: Loss {
             let crossEntropy = Double(peak) + Foundation.log(expSum) - dot / mass
             return crossEntropy + Double(weight * (Self.huber(dx) + Self.huber(dy)))
         }
-        return perPlane.mean(scaling: gradient)
+        return perPlane.mean(samples: prediction.n, scaling: gradient)
     }
 }

@@ -10,7 +10,7 @@
 ///     for epoch in 0..<epochs {
 ///         loader.start(epoch: epoch)
 ///         while let batch = try loader.next() {                // valid until the next call
-///             // batch.images: N×1×H×W, batch.keypoints: N×2K in 0...1, batch.heatmaps: N×K×Hh×Wh
+///             // batch.images: N×1×H×W, batch.keypoints: N×2K in 0...1, batch.heatmaps: K×N×Hh×Wh
 ///             let pixels = loader.pipeline.sourceKeypoints(normalised: prediction, info: batch.samples[i])
 ///         }
 ///     }
@@ -36,7 +36,9 @@ public final class Batch: @unchecked Sendable {
     public internal(set) var images: [Float]
     /// capacity×2K: x / width, y / height in the crop, for the selected keypoints.
     public internal(set) var keypoints: [Float]
-    /// capacity×K×heatmapHeight×heatmapWidth Gaussian planes (empty without heatmaps).
+    /// Gaussian planes (empty without heatmaps) in the engine's channel-major layout K×count×Hh×Wh:
+    /// keypoint k of sample n at (k·count + n)·Hh·Wh, where a heatmap network's output has it, so
+    /// the loss compares the two without a transpose. Capacity for `capacity` samples.
     public internal(set) var heatmaps: [Float]
     public internal(set) var samples: [SampleInfo]
 
@@ -230,8 +232,8 @@ final class LoaderCore: @unchecked Sendable {
         batch.count = indices.count
         batch.epoch = epoch
         batch.index = batchIndex
-        let imageSize = pipeline.imageSize, k = pipeline.keypointCount, planes = k * pipeline.heatmapPlaneSize
-        let heatmapsOn = planes > 0
+        let imageSize = pipeline.imageSize, k = pipeline.keypointCount, plane = pipeline.heatmapPlaneSize
+        let heatmapsOn = plane > 0
         try batch.images.withUnsafeMutableBufferPointer { images in
             try batch.keypoints.withUnsafeMutableBufferPointer { keypoints in
                 try batch.heatmaps.withUnsafeMutableBufferPointer { heatmaps in
@@ -243,7 +245,7 @@ final class LoaderCore: @unchecked Sendable {
                             record, index: used, augmentation: augmentation,
                             image: images.baseAddress! + slot * imageSize,
                             keypoints: keypoints.baseAddress! + slot * 2 * k,
-                            heatmaps: heatmapsOn ? heatmaps.baseAddress! + slot * planes : nil)
+                            heatmaps: heatmapsOn ? heatmaps.baseAddress! + slot * plane : nil, heatmapStride: indices.count * plane)
                         batch.samples.append(info)
                     }
                 }

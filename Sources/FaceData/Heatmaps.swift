@@ -154,11 +154,13 @@ public enum Heatmaps {
                          decoding: logitRadius.map { .softArgmax(radius: $0) } ?? .peak)
     }
 
-    public static func decodeNormalised(_ planes: UnsafePointer<Float>, count: Int, width: Int, height: Int,
+    /// `planeStride`: floats from one keypoint's plane to the next (nil: adjacent planes; a batch in
+    /// the engine's CNHW layout: N planes).
+    public static func decodeNormalised(_ planes: UnsafePointer<Float>, count: Int, planeStride: Int? = nil, width: Int, height: Int,
                                         cropWidth: Int, cropHeight: Int, decoding: Decoding) -> [Float] {
         var out = [Float](repeating: 0, count: 2 * count)
         for k in 0..<count {
-            let p = decoding.point(planes + k * width * height, width: width, height: height)
+            let p = decoding.point(planes + k * (planeStride ?? width * height), width: width, height: height)
             let c = heatmapToCrop(x: p.x, y: p.y, width: width, height: height, cropWidth: cropWidth, cropHeight: cropHeight)
             out[2 * k] = c.x / Float(cropWidth)
             out[2 * k + 1] = c.y / Float(cropHeight)

@@ -43,3 +43,13 @@ extension KeypointMarkup {
         KeypointMarkup(name: "points\(count)", count: count, flipPermutation: Array(0..<count), normalisingPair: nil)
     }
 }
+
+extension KeypointMarkup {
+    /// The NME pair re-indexed into a keypoint subset (nil when the subset lacks either point).
+    public func normalisingPair(subset: [Int]?) -> (Int, Int)? {
+        guard let (a, b) = normalisingPair else { return nil }
+        guard let subset else { return (a, b) }
+        guard let i = subset.firstIndex(of: a), let j = subset.firstIndex(of: b) else { return nil }
+        return (i, j)
+    }
+}

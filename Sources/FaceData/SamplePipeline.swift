@@ -149,10 +149,11 @@ public struct SamplePipeline: Sendable {
     }
 
     /// Writes one sample: `image` (width×height, grey normalised by `options.normalisation`), `keypoints` (2K,
-    /// x / width, y / height), `heatmaps` (K planes, when configured).
+    /// x / width, y / height), `heatmaps` (K planes `heatmapStride` floats apart, when configured; nil
+    /// stride: adjacent planes).
     public func prepare(_ record: FaceRecord, index: Int, augmentation: Augmentation,
                         image: UnsafeMutablePointer<Float>, keypoints: UnsafeMutablePointer<Float>,
-                        heatmaps: UnsafeMutablePointer<Float>?) -> SampleInfo {
+                        heatmaps: UnsafeMutablePointer<Float>?, heatmapStride: Int? = nil) -> SampleInfo {
         let w = options.width, h = options.height
         let m = cropTransform(for: record).followed(by: augmentation.transform(width: w, height: h))
         record.image.warp(by: m, into: image, width: w, height: h, fill: options.fill)
@@ -162,7 +163,10 @@ public struct SamplePipeline: Sendable {
             let v = photometric ? augmentation.photometric(image[i]) : image[i]
             image[i] = normalisation.normalise(v)
         }
-        if let heatmaps { heatmaps.initialize(repeating: 0, count: keypointCount * heatmapPlaneSize) }
+        let stride = heatmapStride ?? heatmapPlaneSize
+        if let heatmaps {
+            for j in 0..<keypointCount { (heatmaps + j * stride).initialize(repeating: 0, count: heatmapPlaneSize) }
+        }
         for (j, label) in labels.enumerated() {
             // A mirrored image shows point i where its partner was: output label j comes from the
             // partner of `label`.
@@ -173,7 +177,7 @@ public struct SamplePipeline: Sendable {
             if let heatmaps {
                 let q = Heatmaps.cropToHeatmap(x: p.x, y: p.y, width: heatmapWidth, height: heatmapHeight,
                                                cropWidth: w, cropHeight: h)
-                Heatmaps.render(x: q.x, y: q.y, sigma: sigma, into: heatmaps + j * heatmapPlaneSize,
+                Heatmaps.render(x: q.x, y: q.y, sigma: sigma, into: heatmaps + j * stride,
                                 width: heatmapWidth, height: heatmapHeight)
             }
         }

@@ -61,8 +61,7 @@ public enum ModelZoo {
         let root = ResNet(store, kind: kind, blocks: blocks, outputs: config.outputs, width: config.width ?? 64,
                           height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, outputKind: .regression(count: config.outputs),
-                       macsPerImage: root.macsPerImage)
+        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage)
     }
 
     static func unet(_ config: ModelConfig) throws -> Network {
@@ -75,7 +74,6 @@ public enum ModelZoo {
                         height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
         return Network(config: config, store: store, root: root,
-                       outputKind: .heatmaps(channels: config.outputs, height: config.inputHeight, width: config.inputWidth),
                        macsPerImage: root.macsPerImage)
     }
 }

@@ -21,13 +21,6 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 }
 
-public enum OutputKind: Equatable, Sendable {
-    /// Row-major [N, count].
-    case regression(count: Int)
-    /// NCHW [N, channels, height, width].
-    case heatmaps(channels: Int, height: Int, width: Int)
-}
-
 public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unknownModel(String)
     case invalidConfig(String)
@@ -44,14 +37,14 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 ///
 /// The caller owns the loss: `forward` returns the prediction, the caller computes dL/dprediction
 /// and passes it to `backward`, which *adds* every parameter gradient into `store.grads` (zero them
-/// between steps). Input is NCHW [N, 1, H, W] (with one channel the engine's CNHW is the same bytes);
-/// heatmap output and its gradient are NCHW too (converted from/to the engine's CNHW here).
+/// between steps). Input is [N, 1, H, W] (with one channel NCHW and the engine's CNHW are the same
+/// bytes). Output is [N, F] row-major, or [N, K, H, W] maps in the engine's CNHW layout, which is
+/// what the head's loss and decoder read (`LandmarkHead`): nothing is transposed per step.
 public final class Network {
     public let config: ModelConfig
     public let store: ParameterStore
     public let context: Context
     public let root: Module
-    public var outputKind: OutputKind
     /// Multiply-accumulates of one forward pass for one image (convolutions and linear layers),
     /// counted from the layer shapes when the model is built. A training step costs about 3×.
     public let macsPerImage: Int
@@ -59,14 +52,11 @@ public final class Network {
         get { context.training }
         set { context.training = newValue }
     }
-    private let nchwOutput = Tensor(shape: [0])
-    private let cnhwGradient = Tensor(shape: [0])
 
-    init(config: ModelConfig, store: ParameterStore, root: Module, outputKind: OutputKind, macsPerImage: Int) {
+    init(config: ModelConfig, store: ParameterStore, root: Module, macsPerImage: Int) {
         self.config = config
         self.store = store
         self.root = root
-        self.outputKind = outputKind
         self.macsPerImage = macsPerImage
         context = Context(training: true, seed: config.seed)
         if !store.isAllocated { store.allocate() }
@@ -74,26 +64,16 @@ public final class Network {
 
     public var parameterCount: Int { store.parameterCount }
 
-    /// input NCHW [N, 1, H, W] → [N, outputs] (regression) or NCHW [N, K, H, W] (heatmaps).
+    /// input [N, 1, H, W] → [N, outputs] (regression) or CNHW [N, K, H, W] (heatmaps).
     public func forward(_ input: Tensor) -> Tensor {
         checkShape(input.shape.count == 4 && input.c == 1 && input.h == config.inputHeight && input.w == config.inputWidth,
                    config.name, "input shape \(input.shape), expected [N, 1, \(config.inputHeight), \(config.inputWidth)]")
-        let y = root(input, context)
-        guard case .heatmaps = outputKind, y.n > 1 else { return y }
-        nchwOutput.resize(y.shape)
-        Layout.swapNC(y.data, nchwOutput.data, n: y.c, c: y.n, plane: y.h * y.w)
-        return nchwOutput
+        return root(input, context)
     }
 
     /// gradOutput has the layout of `forward`'s result; parameter gradients accumulate into `store.grads`.
     public func backward(_ gradOutput: Tensor) {
-        var g = gradOutput
-        if case .heatmaps = outputKind, g.shape.count == 4, g.n > 1 {
-            cnhwGradient.resize(g.shape)
-            Layout.swapNC(g.data, cnhwGradient.data, n: g.n, c: g.c, plane: g.h * g.w)
-            g = cnhwGradient
-        }
-        _ = root.gradient(g, context)
+        _ = root.gradient(gradOutput, context)
     }
 
     /// PyTorch's `print(model)` text, then a last line `parameters: N`.

@@ -33,8 +33,7 @@ enum SmallNets {
         macs += flat * 64 + 64 * config.outputs
         let root = NamedSequential("NoseNet", [("features", features), ("regressor", regressor)])
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, outputKind: .regression(count: config.outputs),
-                       macsPerImage: macs)
+        return Network(config: config, store: store, root: root, macsPerImage: macs)
     }
 
     /// facenet: 58 keypoints (116 outputs) on grey 120×160 faces; 649,828 parameters at that size.
@@ -68,7 +67,6 @@ enum SmallNets {
         let fc1 = Linear(store, "fc1", 512, config.outputs, rng: rng)
         let root = NamedSequential("FaceNet", [("l1", l1), ("l2", l2), ("l3", l3), ("l4", l4), ("fc0", fc0), ("fc1", fc1)])
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, outputKind: .regression(count: config.outputs),
-                       macsPerImage: macs)
+        return Network(config: config, store: store, root: root, macsPerImage: macs)
     }
 }

@@ -24,53 +24,41 @@ public struct ImagePrediction {
 }
 
 public enum Evaluator {
-    /// Predicted keypoints of sample `i` of a batch, normalised to the crop (x / width, y / height).
-    public static func normalisedPrediction(_ output: Tensor, sample i: Int, config: TrainConfig, keypoints: Int) -> [Float] {
-        switch config.task {
-        case .regression:
-            return Array(UnsafeBufferPointer(start: output.data + i * 2 * keypoints, count: 2 * keypoints))
-        case .heatmap:
-            // Heatmaps are rendered at the input size, so heatmap and crop pixels coincide.
-            let (h, w) = (output.h, output.w)
-            return Heatmaps.decodeNormalised(output.data + i * keypoints * h * w, count: keypoints, width: w, height: h,
-                                             cropWidth: w, cropHeight: h, decoding: config.heatmapDecoder(width: w, height: h))
-        }
-    }
-
-    /// Normalised keypoints of every sample of `input` ([N, 1, H, W], filled); with the
-    /// configuration's flip test, averaged with the mirrored input's (`FlipTest`). The plain
-    /// forward pass's output is handed to `plainOutput` (the loss) before the mirrored pass reuses it.
-    public static func predictions(_ network: Network, input: Tensor, config: TrainConfig, keypoints: Int,
+    /// Normalised keypoints of every sample of `input` ([N, 1, H, W], filled), decoded by `head`;
+    /// with `flipTest`, averaged with the mirrored input's (`FlipTest`). The plain forward pass's
+    /// output is handed to `plainOutput` (the loss) before the mirrored pass reuses it.
+    public static func predictions(_ network: Network, input: Tensor, head: LandmarkHead, flipTest: Bool, keypoints: Int,
                                    flippedPosition: [Int], plainOutput: (Tensor) -> Void = { _ in }) -> [[Float]] {
         func decoded(_ output: Tensor) -> [[Float]] {
-            (0 ..< input.n).map { normalisedPrediction(output, sample: $0, config: config, keypoints: keypoints) }
+            (0 ..< input.n).map { head.decode(output, sample: $0, keypoints: keypoints) }
         }
         let output = network.forward(input)
         plainOutput(output)
         let plain = decoded(output)
-        guard config.flipTest ?? false else { return plain }
+        guard flipTest else { return plain }
         return FlipTest.average(plain, FlipTest.mirroredPredictions(input: input, flippedPosition: flippedPosition) {
             decoded(network.forward($0))
         })
     }
 
-    /// Scores a network over `loader`: its loss, and keypoint errors in original-image pixels.
-    public static func evaluate(network: Network, loader: BatchLoader, loss: Loss, config: TrainConfig,
+    /// Scores a network over `loader`: `head`'s loss, and keypoint errors in original-image pixels.
+    /// `config` gives the head and the flip test.
+    public static func evaluate(network: Network, loader: BatchLoader, config: TrainConfig,
                                 normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
                                 keepImages: Bool = false, input: Tensor = Tensor(shape: [0])) throws -> EvaluationResult {
         let wasTraining = network.training
         network.training = false
         defer { network.training = wasTraining }
-        let k = loader.pipeline.keypointCount
-        if config.flipTest ?? false { try FlipTest.check(loader.pipeline) }
+        let (head, k, flipTest) = (config.head, loader.pipeline.keypointCount, config.flipTest ?? false)
+        let loss = head.makeLoss()
+        if flipTest { try FlipTest.check(loader.pipeline) }
         return try score(loader: loader, normalisingPair: normalisingPair, communicator: communicator, epoch: epoch,
                          keepImages: keepImages) { batch in
-            load(batch, into: input)
-            let target = config.task.target(of: batch)
+            input.load(batch)
             var value: Float = 0
-            let points = predictions(network, input: input, config: config, keypoints: k,
+            let points = predictions(network, input: input, head: head, flipTest: flipTest, keypoints: k,
                                      flippedPosition: loader.pipeline.flippedPosition) { output in
-                value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
+                value = head.loss(loss, of: output, against: batch)
             }
             return (Double(value), { points[$0] })
         }
@@ -122,16 +110,12 @@ public enum Evaluator {
         result.metrics.threshold = threshold
         return result
     }
+}
 
-    /// Copies a batch's images into `input` ([count, 1, H, W]) and runs the network.
-    public static func forward(_ network: Network, _ batch: Batch, into input: Tensor) -> Tensor {
-        load(batch, into: input)
-        return network.forward(input)
-    }
-
-    /// Copies a batch's images into `input` ([count, 1, H, W]).
-    public static func load(_ batch: Batch, into input: Tensor) {
-        input.resize([batch.count, 1, batch.height, batch.width])
-        batch.images.withUnsafeBufferPointer { input.data.update(from: $0.baseAddress!, count: input.count) }
+extension Tensor {
+    /// The batch's images: [count, 1, H, W].
+    public func load(_ batch: Batch) {
+        resize([batch.count, 1, batch.height, batch.width])
+        batch.images.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 }

@@ -25,7 +25,7 @@ public enum MeanShapeBaseline {
         }
         try communicator.allreduce(&sums, op: .sum)
         let mean = (0 ..< 2 * k).map { Float(sums[$0] / max(sums[2 * k], 1)) }
-        let pair = Trainer.normalisingPair(markup: data.markup, subset: config.keypoints)
+        let pair = data.markup.normalisingPair(subset: config.keypoints)
         let result = try Evaluator.score(loader: validation, normalisingPair: pair, communicator: communicator) { _ in
             (nil, { _ in mean })
         }

@@ -25,19 +25,22 @@ public final class TrainedModel {
         network.training = false
     }
 
-    /// Loader options for evaluating on another dataset with this model's preprocessing.
+    /// Loader options for evaluating on another dataset with this model's preprocessing (and the
+    /// head's targets, for the loss).
     public func loaderOptions(batch: Int, strict: Bool) -> LoaderOptions {
-        preprocessing.loaderOptions(batch: batch, strict: strict, seed: config.seed)
+        var options = preprocessing.loaderOptions(batch: batch, strict: strict, seed: config.seed)
+        config.head.requestTargets(&options)
+        return options
     }
 
     /// The NME pair in the model's keypoint indices.
-    public var normalisingPair: (Int, Int)? { Trainer.normalisingPair(markup: markup, subset: config.keypoints) }
+    public var normalisingPair: (Int, Int)? { markup.normalisingPair(subset: config.keypoints) }
 
     public var keypointCount: Int { preprocessing.keypointCount }
 
     /// Keypoints (original image pixels, interleaved x, y) of one face; `box` nil = the whole image.
     public func predict(image: GreyImage, box: Box?, source: String) throws -> [Float] {
-        let pipeline = try SamplePipeline(markup: markup, options: loaderOptions(batch: 1, strict: true))
+        let pipeline = try SamplePipeline(markup: markup, options: preprocessing.loaderOptions(batch: 1, strict: true, seed: config.seed))
         let record = FaceRecord(image: image, keypoints: [Float](repeating: 0, count: 2 * markup.count), box: box, source: source)
         // The loader's own `prepare` writes the input: the same crop and normalisation as training.
         let input = Tensor(shape: [1, 1, preprocessing.inputHeight, preprocessing.inputWidth])
@@ -46,7 +49,7 @@ public final class TrainedModel {
             pipeline.prepare(record, index: 0, augmentation: .identity, image: input.data, keypoints: $0.baseAddress!, heatmaps: nil)
         }
         let output = network.forward(input)
-        let normalised = Evaluator.normalisedPrediction(output, sample: 0, config: config, keypoints: keypointCount)
+        let normalised = config.head.decode(output, sample: 0, keypoints: keypointCount)
         return pipeline.sourceKeypoints(normalised: normalised, info: info)
     }
 }

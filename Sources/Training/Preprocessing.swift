@@ -27,7 +27,8 @@ extension Preprocessing {
     public var keypointCount: Int { keypoints?.count ?? markupCount }
 
     /// Loader options that produce exactly this preprocessing (augmentation off; the trainer turns
-    /// it on for its training loader).
+    /// it on for its training loader). Training targets beyond the keypoints are the head's to ask
+    /// for (`LandmarkHead.requestTargets`).
     public func loaderOptions(batch: Int, strict: Bool, seed: UInt64) -> LoaderOptions {
         var o = LoaderOptions()
         o.width = inputWidth
@@ -38,20 +39,6 @@ extension Preprocessing {
         o.normalisation = normalisation
         o.strict = strict
         o.seed = seed
-        if task == .heatmap {
-            o.heatmapSize = (inputWidth, inputHeight)
-            o.heatmapSigma = heatmapSigma
-        }
         return o
-    }
-}
-
-extension ModelTask {
-    /// What the loss compares the model's output with: the heatmaps or the coordinates of a batch.
-    public func target(of batch: Batch) -> [Float] {
-        switch self {
-        case .regression: batch.keypoints
-        case .heatmap: batch.heatmaps
-        }
     }
 }

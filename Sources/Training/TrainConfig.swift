@@ -67,20 +67,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return p
     }
 
-    /// The heatmap decoder for maps of width × height that this configuration's loss produces.
-    public func heatmapDecoder(width: Int, height: Int) -> Heatmaps.Decoding {
-        switch (heatmapDecoding ?? .auto, heatmapLoss) {
-        // σ of the training targets: smoothing with it keeps a Gaussian Gaussian (σ√2), the case
-        // DARK's Taylor step is exact for.
-        case (.dark, let loss): .dark(blurSigma: heatmapSigma, logits: loss.producesLogits)
-        case (.auto, .mse): .peak
-        // Softmax-trained maps are logits: the soft-argmax the loss trained (whole plane), or for
-        // cross-entropy alone a local one over ±3σ around the peak.
-        case (.auto, .softmaxCE): .softArgmax(radius: max(1, Int((3 * heatmapSigma).rounded(.up))))
-        case (.auto, .softargmax): .softArgmax(radius: max(width, height))
-        }
-    }
-
     /// Number of regression outputs or heatmap channels for `keypointCount` points of the markup.
     public func outputs(markupCount: Int) -> Int { task.outputs(keypoints: keypoints?.count ?? markupCount) }
 }

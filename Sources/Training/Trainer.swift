@@ -15,6 +15,8 @@ public final class Trainer {
     public let data: TrainingData
     public let network: Network
     public let optimizer: AdamW
+    /// What the output means: target, loss and decoding (`LandmarkHead`).
+    public let head: LandmarkHead
     public let loss: Loss
     public let schedule: LearningRateSchedule
     /// Samples per optimizer step over all ranks; a resumed run keeps its checkpoint's.
@@ -22,8 +24,6 @@ public final class Trainer {
     public let stepsPerEpoch: Int
     public private(set) var position = RunPosition()
     public private(set) var history: [EpochRecord] = []
-    /// Losses of every optimizer step of this process (averaged over ranks), for tests and curves.
-    public private(set) var stepLosses: [Float] = []
     /// Where this rank's step time went (printed at the end of the run).
     public private(set) var stepTimes = StepTimes()
     let preprocessing: Preprocessing
@@ -69,8 +69,9 @@ public final class Trainer {
         // Each rank draws its own dropout masks.
         network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
         optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
-        loss = Trainer.lossFunction(config)
-        normalisingPair = Trainer.normalisingPair(markup: markup, subset: config.keypoints)
+        head = config.head
+        loss = head.makeLoss()
+        normalisingPair = markup.normalisingPair(subset: config.keypoints)
         preprocessing = data.preprocessing
         sync = GradientSync(communicator: communicator, bucketBytes: options.bucketBytes)
         sync.watchForStalls(timeout: options.stallTimeout)
@@ -95,23 +96,6 @@ public final class Trainer {
         // Replicas start identical: rank 0's parameters and buffers go to everyone.
         try communicator.broadcast(network.store.values)
         try communicator.broadcast(network.store.state)
-    }
-
-    public static func lossFunction(_ config: TrainConfig) -> Loss {
-        guard config.task == .heatmap else { return MSELoss() }
-        switch config.heatmapLoss {
-        case .mse: return HeatmapMSELoss(positiveWeight: 10)
-        case .softmaxCE: return SpatialSoftmaxCrossEntropy()
-        case .softargmax: return SoftArgmaxHeatmapLoss(sigma: config.heatmapSigma)
-        }
-    }
-
-    /// The markup's NME pair, re-indexed into a keypoint subset (nil when the subset lacks it).
-    public static func normalisingPair(markup: KeypointMarkup, subset: [Int]?) -> (Int, Int)? {
-        guard let (a, b) = markup.normalisingPair else { return nil }
-        guard let subset else { return (a, b) }
-        guard let i = subset.firstIndex(of: a), let j = subset.firstIndex(of: b) else { return nil }
-        return (i, j)
     }
 
     private func restore(_ state: TrainingCheckpoint.Contents) throws {
@@ -226,7 +210,7 @@ public final class Trainer {
         // Step losses are already averaged over ranks.
         let trainLoss = position.epochLossSum / Double(max(1, position.epochSteps))
         let evaluation = try data.validationLoader.map {
-            try Evaluator.evaluate(network: network, loader: $0, loss: loss, config: config,
+            try Evaluator.evaluate(network: network, loader: $0, config: config,
                                    normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
         }
         let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
@@ -256,9 +240,10 @@ public final class Trainer {
         }
     }
 
-    /// One optimizer step: `accumulate` forward/backward passes, gradient averaging over ranks, AdamW,
-    /// then rank 0's BatchNorm buffers to every rank. Returns the loss averaged over the micro-batches
-    /// and ranks, and how many ranks have caught a preemption signal (agreed in the same allreduce).
+    /// One optimizer step: batch → forward → head's loss → backward, `accumulate` times; then the
+    /// gradients averaged over ranks (sync), the divergence check, AdamW, and rank 0's BatchNorm
+    /// buffers to every rank. Returns the loss averaged over the micro-batches and ranks, and how
+    /// many ranks have caught a preemption signal (agreed in the same allreduce).
     private func trainStep() throws -> (loss: Float, signalledRanks: Int) {
         network.training = true
         var clock = StepClock()
@@ -269,18 +254,14 @@ public final class Trainer {
             let next = try data.trainLoader.next()
             stepTimes.data += clock.lap()
             guard let batch = next else { throw TrainingFailure("the loader ran out of batches mid-epoch") }
-            let output = Evaluator.forward(network, batch, into: input)
-            let target = config.task.target(of: batch)
-            let value = target.withUnsafeBufferPointer { loss.forward(output, $0.baseAddress!) }
-            local += Double(value)
-            let gradient = loss.gradient
-            if config.accumulate > 1 {
-                let scale = 1 / Float(config.accumulate)
-                for i in 0 ..< gradient.count { gradient.data[i] *= scale }
-            }
+            input.load(batch)
+            let output = network.forward(input)
+            local += Double(head.loss(loss, of: output, against: batch))
+            // Each micro-batch's mean counts 1/accumulate of the step's.
+            if config.accumulate > 1 { scale(loss.gradient, by: 1 / Float(config.accumulate)) }
             // The last pass's backward starts the allreduce of each bucket it finishes.
             if overlap && micro == config.accumulate - 1 { sync.beginOverlap(network) }
-            network.backward(gradient)
+            network.backward(loss.gradient)
             position.epochImages += batch.count
             stepTimes.compute += clock.lap()
         }
@@ -297,8 +278,11 @@ public final class Trainer {
         try broadcastBuffers()
         stepTimes.communication += clock.lap()
         stepTimes.steps += 1
-        stepLosses.append(Float(mean))
         return (Float(mean), Int(shared[1]))
+    }
+
+    private func scale(_ t: Tensor, by factor: Float) {
+        for i in 0 ..< t.count { t.data[i] *= factor }
     }
 
     /// A NaN or infinite loss or gradient stops the run before the optimizer step, so the weights
@@ -358,15 +342,14 @@ public final class Trainer {
 
     private func finalPictures() throws {
         guard let loader = data.validationLoader ?? Optional(data.trainLoader) else { return }
-        let evaluation = try Evaluator.evaluate(network: network, loader: loader, loss: loss, config: config,
+        let evaluation = try Evaluator.evaluate(network: network, loader: loader, config: config,
                                                 normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot)
         guard isRoot else { return }
         try? Pictures.lossCurves(history, to: options.outDirectory)
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)
         try? Pictures.firstLayerFilters(network, to: options.outDirectory)
-        if config.task == .heatmap, let first = evaluation.images.first?.crop {
-            try? Pictures.heatmaps(network: network, crop: first, normalisation: preprocessing.normalisation,
-                                   logits: config.heatmapLoss.producesLogits, to: options.outDirectory)
+        if let first = evaluation.images.first?.crop {
+            try? head.pictures(network: network, crop: first, normalisation: preprocessing.normalisation, to: options.outDirectory)
         }
     }
 }

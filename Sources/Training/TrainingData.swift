@@ -26,6 +26,7 @@ public final class TrainingData {
         (train, validation) = TrainingData.split(dataset, config)
         preprocessing = Preprocessing(config: config, markup: dataset.markup)
         var loaderOptions = preprocessing.loaderOptions(batch: config.batch, strict: strict, seed: config.seed)
+        config.head.requestTargets(&loaderOptions)
         loaderOptions.workers = max(1, threads)
         loaderOptions.augment = config.augment
         loaderOptions.augmentation = config.augmentation

@@ -133,14 +133,12 @@ final class BenchLoop {
         var rng = RandomGenerator(seed: 42)
         input = Tensor(shape: [batch, 1, c.inputHeight, c.inputWidth])
         for i in 0 ..< input.count { input.data[i] = rng.uniform(-1, 1) }
-        let outputCount: Int
-        switch network.outputKind {
-        case .regression(let count): outputCount = batch * count
-        case .heatmaps(let k, let h, let w): outputCount = batch * k * h * w
-        }
+        network.training = !inference
+        // The bench times the network, whatever its head: MSE against a random target of the
+        // output's size (one forward pass tells the size; it also allocates the activations).
+        let outputCount = network.forward(input).count
         target = (0 ..< outputCount).map { _ in rng.uniform(-1, 1) }
         optimizer = AdamW(store: network.store, learningRate: 1e-4, weightDecay: 0.01)
-        network.training = !inference
     }
 
     /// One training step; with `sync`, the gradients are averaged over the ranks before AdamW.

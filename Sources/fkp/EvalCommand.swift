@@ -50,13 +50,12 @@ struct Eval: ParsableCommand {
             }
             let sampler = DistributedSampler(count: dataset.count, rank: world.rank, worldSize: world.size, seed: 0, mode: .evaluation)
             let loader = try BatchLoader(dataset: dataset, sampler: sampler, options: model.loaderOptions(batch: batch, strict: strict), skips: skips)
-            let loss = Trainer.lossFunction(model.config)
             let wantRows = perImage != nil || kaggle != nil
             let start = Date()
             var config = model.config
             if let flipTest { config.flipTest = flipTest }
             if let heatmapDecoding { config.heatmapDecoding = heatmapDecoding }
-            let result = try Evaluator.evaluate(network: model.network, loader: loader, loss: loss, config: config,
+            let result = try Evaluator.evaluate(network: model.network, loader: loader, config: config,
                                                 normalisingPair: model.normalisingPair, communicator: world, keepImages: wantRows)
             if wantRows {
                 // Every rank scored its own shard: gather the rows on rank 0.

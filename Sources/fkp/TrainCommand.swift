@@ -187,7 +187,7 @@ struct Presets: ParsableCommand {
             settings += " epochs \(c.epochs) batch \(c.batch) lr \(c.learningRate) wd \(c.weightDecay) schedule \(c.schedule)"
             settings += " augment \(c.augment) split \(c.split.rawValue) val \(c.validationFraction) crop +\(Int(c.cropEnlargement * 100))%"
             if let k = c.keypoints { settings += " keypoints \(k.map(String.init).joined(separator: ","))" }
-            if c.task == .heatmap { settings += " sigma \(c.heatmapSigma) loss \(c.heatmapLoss)" }
+            settings += c.head.settings
             if let r = c.augmentRotation { settings += " rotation ±\(r)°" }
             if let s = c.augmentScale { settings += " scale ±\(Int((s * 100).rounded()))%" }
             if let d = c.heatmapDecoding { settings += " decoding \(d.rawValue)" }

@@ -47,7 +47,10 @@ final class ReferenceTests: XCTestCase {
 
         let inputEntry = try XCTUnwrap(fx["input"])
         let input = Tensor(shape: inputEntry.shape, values: inputEntry.values)
-        let target = try XCTUnwrap(fx["target"]).values
+        // PyTorch's NCHW target; a heatmap network's output is the engine's CNHW.
+        let targetEntry = try XCTUnwrap(fx["target"])
+        let target = targetEntry.shape.count == 4 ? Layout.cnhwTensor(shape: targetEntry.shape, nchw: targetEntry.values).toArray()
+                                                  : targetEntry.values
         let optimizer = AdamW(store: store, learningRate: Float(try meta("lr")), weightDecay: Float(try meta("weight_decay")))
         let loss = MSELoss()
         func tolerance(_ group: String) throws -> Float { max(Self.atol, 4 * Float(try meta("torch32_" + group))) }
@@ -60,7 +63,7 @@ final class ReferenceTests: XCTestCase {
             let value = target.withUnsafeBufferPointer { loss.forward(y, $0.baseAddress!) }
             net.backward(loss.gradient)
             if step == 0 {
-                output.check("output", y.toArray(), try XCTUnwrap(fx["output"]).values)
+                output.check("output", Layout.nchwArray(y), try XCTUnwrap(fx["output"]).values)
                 lossCheck.check("loss", [value], try XCTUnwrap(fx["loss"]).values)
                 for info in store.parameters {
                     grads.check("grad " + info.name, try XCTUnwrap(store.gradArray(named: info.name)),

@@ -70,7 +70,7 @@ final class FlipTestTests: XCTestCase {
                 config.heatmapDecoding = decoding; config.heatmapLoss = loss; config.heatmapSigma = 2
                 let predict: (Tensor) -> [[Float]] = { x in
                     let y = conv.forward(x, Context(training: false))
-                    return [Evaluator.normalisedPrediction(y, sample: 0, config: config, keypoints: k)]
+                    return [config.head.decode(y, sample: 0, keypoints: k)]
                 }
                 for seed in 1 ... 4 {
                     // A bright blob off the axis on a noisy background: peaked, asymmetric maps.

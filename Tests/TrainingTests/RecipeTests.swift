@@ -54,15 +54,18 @@ final class RecipeTests: XCTestCase {
             XCTAssertEqual(old.config.augmentation, AugmentationParameters(), old.name)
         }
         let fast = try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config
+        func decoder(_ c: TrainConfig) throws -> Heatmaps.Decoding {
+            try XCTUnwrap(c.head as? HeatmapHead).decoder(width: 96, height: 96)
+        }
         XCTAssertEqual(fast.model, "unet"); XCTAssertEqual(fast.inputWidth, 96); XCTAssertEqual(fast.epochs, 25)
         XCTAssertEqual(fast.augmentation.maxRotationDegrees, 30)
         XCTAssertEqual(fast.augmentation.maxZoomIn, 0.25); XCTAssertEqual(fast.augmentation.maxZoomOut, 0.25)
-        XCTAssertEqual(fast.heatmapDecoder(width: 96, height: 96), .softArgmax(radius: 96))
+        XCTAssertEqual(try decoder(fast), .softArgmax(radius: 96))
         var dark = fast
         dark.heatmapDecoding = .dark
-        XCTAssertEqual(dark.heatmapDecoder(width: 96, height: 96), .dark(blurSigma: 2, logits: true))
+        XCTAssertEqual(try decoder(dark), .dark(blurSigma: 2, logits: true))
         dark.heatmapLoss = .mse
-        XCTAssertEqual(dark.heatmapDecoder(width: 96, height: 96), .dark(blurSigma: 2, logits: false))
+        XCTAssertEqual(try decoder(dark), .dark(blurSigma: 2, logits: false))
         XCTAssertEqual(try XCTUnwrap(Preset.named("unet-ibug-recipe")).config.schedule, .multistep(epochs: [40, 55], gamma: 0.1))
         // `fkp presets` lists them with their recipe.
         let r = try ProcessRunner.run(TestPaths.product("fkp").path, ["presets"], timeout: 60)
