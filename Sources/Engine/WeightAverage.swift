@@ -42,6 +42,15 @@ public final class WeightAverage {
 
     deinit { values.deallocate(); state.deallocate() }
 
+    /// The averaged parameters in the optimizers' state-buffer form, for
+    /// `StateDict.addOptimizerState` / `loadOptimizerState` (checkpoint entries
+    /// `optimizer.ema.<parameter>`). The buffers are not needed: `update` copies them, so after a
+    /// resume they equal the store's. Only while not swapped in does `values` hold the average.
+    public var stateBuffers: [(name: String, buffer: UnsafeMutableBufferPointer<Float>)] {
+        precondition(!isSwappedIn, "WeightAverage.stateBuffers while the average is swapped in")
+        return [("ema", values)]
+    }
+
     /// The decay the next update uses.
     public var currentDecay: Float {
         min(decay, Float(Double(1 + updates) / Double(10 + updates)))

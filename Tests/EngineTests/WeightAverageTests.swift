@@ -38,6 +38,8 @@ final class WeightAverageTests: XCTestCase {
             XCTAssertEqual(Array(ema.state), Array(store.state))
         }
         XCTAssertEqual(ema.updates, 40)
+        XCTAssertEqual(ema.stateBuffers.map(\.name), ["ema"])
+        XCTAssertEqual(Array(ema.stateBuffers[0].buffer), Array(ema.values))
         // The warm-up: the first update keeps 10 % of the start, later the configured decay rules.
         XCTAssertEqual(WeightAverage(store: store, decay: 0.999).currentDecay, 0.1)
     }
