@@ -4,11 +4,13 @@
 Writes Tests/EngineTests/Fixtures/<family>.json: {"cases": [{"name", "config", "tensors": {name: {"shape", "data"}}}]}.
 Tensors are PyTorch's (NCHW for images, state_dict layouts for parameters); values are float32
 printed with 9 significant digits (exact). Seeded, CPU, float32. Run from the repository root:
-    python3 Scripts/make_layer_fixtures.py
+    python3 Scripts/make_layer_fixtures.py                      # every family
+    python3 Scripts/make_layer_fixtures.py coordinate_losses    # only the named families
 """
 import json
 import math
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -147,6 +149,24 @@ def losses():
     write("losses", cases)
 
 
+def coordinate_losses():
+    """Losses on regression outputs: keypoints normalised to the crop (0 ... 1), [N, 2K]."""
+    gen = torch.Generator().manual_seed(8)
+    target = torch.rand(4, 10, generator=gen)
+    # Errors from a few thousandths to ~0.3 of the crop: both sides of w = 10/128.
+    pred = target + torch.randn(4, 10, generator=gen) * 0.08
+    cases = []
+    for w, eps in [(10 / 128, 2 / 128), (0.05, 0.01)]:
+        p = pred.clone().requires_grad_(True)
+        d = (p - target).abs()
+        c = w - w * math.log(1 + w / eps)
+        loss = torch.where(d < w, w * torch.log(1 + d / eps), d - c).mean()
+        loss.backward()
+        cases.append(case(f"wing_w{w:.4g}_eps{eps:.4g}", {"kind": "WingLoss", "width": w, "curvature": eps},
+                          prediction=pred, target=target, loss=loss.reshape(1), gradient=p.grad))
+    write("coordinate_losses", cases)
+
+
 def optimizers():
     cases = []
     configs = [("adamw", lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
@@ -195,4 +215,10 @@ def schedules():
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
-    batchnorm(); pooling(); convolutions(); losses(); optimizers(); schedules()
+    families = {"batchnorm2d": batchnorm, "pooling": pooling, "convolution": convolutions, "losses": losses,
+                "coordinate_losses": coordinate_losses, "optimizers": optimizers, "schedules": schedules}
+    unknown = [name for name in sys.argv[1:] if name not in families]
+    if unknown:
+        sys.exit(f"unknown families {unknown}; known: {', '.join(families)}")
+    for name in sys.argv[1:] or families:
+        families[name]()

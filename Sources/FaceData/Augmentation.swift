@@ -25,6 +25,23 @@ public struct AugmentationParameters: Sendable, Equatable {
     /// falls back to the unaugmented crop.
     public var attempts: Int = 5
 
+    // Recipe augmentations (RecipeAugmentation.swift). Every one is off by default, and while off
+    // it draws no random numbers: the draws above, and so existing runs, stay bit-identical.
+    /// Chance of a rectangle over part of the crop (a hand, a microphone, hair).
+    public var occlusionProbability: Float = 0
+    /// The rectangle's width and height are each up to this fraction of the crop's.
+    public var occlusionMaxSize: Float = 0.4
+    /// Chance that an occluder is filled with noise rather than one random grey.
+    public var occlusionNoiseProbability: Float = 0.5
+    /// Chance of a Gaussian blur, σ uniform in 0 ... blurMaxSigma crop pixels.
+    public var blurProbability: Float = 0
+    public var blurMaxSigma: Float = 1.5
+    /// Gamma v^γ with ln γ uniform in ±ln(1 + gammaRange) (0.3: γ in 0.77 ... 1.3); 0 = off.
+    public var gammaRange: Float = 0
+    /// Detector-like error of the face box before cropping: its centre moves by up to ±boxJitter
+    /// of the box's width / height and its size scales by 1 ± boxJitter; 0 = off.
+    public var boxJitter: Float = 0
+
     public init() {}
 
     /// Everything off: the identity.
@@ -47,20 +64,31 @@ public struct Augmentation: Sendable, Equatable {
     public var rotationDegrees: Float = 0
     public var brightness: Float = 0
     public var contrast: Float = 1
+    /// Recipe augmentations (RecipeAugmentation.swift); the defaults do nothing.
+    public var boxJitter = BoxJitter.none
+    public var occlusion: Occlusion? = nil
+    /// Gaussian blur σ in crop pixels (0: none).
+    public var blurSigma: Float = 0
+    public var gamma: Float = 1
 
     public init(flip: Bool = false, shearX: Float = 0, shiftX: Float = 0, shiftY: Float = 0, zoomOut: Float = 0,
-                rotationDegrees: Float = 0, brightness: Float = 0, contrast: Float = 1) {
+                rotationDegrees: Float = 0, brightness: Float = 0, contrast: Float = 1,
+                boxJitter: BoxJitter = .none, occlusion: Occlusion? = nil, blurSigma: Float = 0, gamma: Float = 1) {
         self.flip = flip; self.shearX = shearX; self.shiftX = shiftX; self.shiftY = shiftY; self.zoomOut = zoomOut
         self.rotationDegrees = rotationDegrees; self.brightness = brightness; self.contrast = contrast
+        self.boxJitter = boxJitter; self.occlusion = occlusion; self.blurSigma = blurSigma; self.gamma = gamma
     }
 
     public static let identity = Augmentation()
 
     public static func draw(_ p: AugmentationParameters, rng: inout SplitMix64) -> Augmentation {
-        Augmentation(flip: rng.unit() < p.flipProbability, shearX: rng.symmetric(p.maxShearX),
-                     shiftX: rng.symmetric(p.maxShift), shiftY: rng.symmetric(p.maxShift),
-                     zoomOut: rng.unit() * (p.maxZoomOut + p.maxZoomIn) - p.maxZoomIn, rotationDegrees: rng.symmetric(p.maxRotationDegrees),
-                     brightness: rng.symmetric(p.maxBrightness), contrast: 1 + rng.symmetric(p.maxContrast))
+        var a = Augmentation(flip: rng.unit() < p.flipProbability, shearX: rng.symmetric(p.maxShearX),
+                             shiftX: rng.symmetric(p.maxShift), shiftY: rng.symmetric(p.maxShift),
+                             zoomOut: rng.unit() * (p.maxZoomOut + p.maxZoomIn) - p.maxZoomIn, rotationDegrees: rng.symmetric(p.maxRotationDegrees),
+                             brightness: rng.symmetric(p.maxBrightness), contrast: 1 + rng.symmetric(p.maxContrast))
+        // After the seed's draws, and only for what is switched on.
+        a.drawRecipe(p, rng: &rng)
+        return a
     }
 
     /// The geometry in pixels of a width×height crop: flip, zoom, shear and rotate about the centre,

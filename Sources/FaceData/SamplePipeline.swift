@@ -119,10 +119,21 @@ public struct SamplePipeline: Sendable {
     /// `options.enlargement`, grown to the crop's aspect ratio around its centre (faces keep their
     /// shape: square crops take the longer side); no box: the whole image.
     public func cropTransform(for record: FaceRecord) -> Affine2D {
+        cropTransform(box: record.box, imageWidth: record.image.width, imageHeight: record.image.height)
+    }
+
+    /// The crop transform from a face box moved / scaled by `boxJitter` (a detector's error): the
+    /// face lands off-centre and at a different size, keypoints and pixels through the same matrix.
+    /// Faces without a box (the whole image) are not jittered.
+    public func cropTransform(for record: FaceRecord, boxJitter: BoxJitter) -> Affine2D {
+        guard !boxJitter.isNone, let box = record.box else { return cropTransform(for: record) }
+        return cropTransform(box: boxJitter.apply(to: box), imageWidth: record.image.width, imageHeight: record.image.height)
+    }
+
+    func cropTransform(box: Box?, imageWidth: Int, imageHeight: Int) -> Affine2D {
         let w = options.width, h = options.height
-        guard let box = record.box else {
-            return GreyImage.resizeTransform(fromWidth: record.image.width, fromHeight: record.image.height,
-                                             toWidth: w, toHeight: h)
+        guard let box else {
+            return GreyImage.resizeTransform(fromWidth: imageWidth, fromHeight: imageHeight, toWidth: w, toHeight: h)
         }
         let grow = 1 + options.enlargement
         let pixelsPerOutput = max(box.width * grow / Float(w), box.height * grow / Float(h), 1e-3)
@@ -138,7 +149,8 @@ public struct SamplePipeline: Sendable {
         let maxX = Float(options.width - 1), maxY = Float(options.height - 1)
         for _ in 0..<max(options.augmentation.attempts, 1) {
             let augmentation = Augmentation.draw(options.augmentation, rng: &rng)
-            let m = crop.followed(by: augmentation.transform(width: options.width, height: options.height))
+            let jittered = augmentation.boxJitter.isNone ? crop : cropTransform(for: record, boxJitter: augmentation.boxJitter)
+            let m = jittered.followed(by: augmentation.transform(width: options.width, height: options.height))
             let inside = labels.allSatisfy { label in
                 let p = m.apply(record.keypoints[2 * label], record.keypoints[2 * label + 1])
                 return p.x >= 0 && p.y >= 0 && p.x <= maxX && p.y <= maxY
@@ -155,8 +167,11 @@ public struct SamplePipeline: Sendable {
                         image: UnsafeMutablePointer<Float>, keypoints: UnsafeMutablePointer<Float>,
                         heatmaps: UnsafeMutablePointer<Float>?, heatmapStride: Int? = nil) -> SampleInfo {
         let w = options.width, h = options.height
-        let m = cropTransform(for: record).followed(by: augmentation.transform(width: w, height: h))
+        let m = cropTransform(for: record, boxJitter: augmentation.boxJitter)
+            .followed(by: augmentation.transform(width: w, height: h))
         record.image.warp(by: m, into: image, width: w, height: h, fill: options.fill)
+        // Occlusion, blur and gamma (RecipeAugmentation.swift); nothing at their defaults.
+        if augmentation.hasPixelEffects { augmentation.applyPixelEffects(to: image, width: w, height: h) }
         let photometric = augmentation.brightness != 0 || augmentation.contrast != 1
         let normalisation = options.normalisation
         for i in 0..<(w * h) {

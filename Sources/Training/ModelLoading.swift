@@ -21,7 +21,13 @@ public final class TrainedModel {
         markup = state.preprocessing.keypointMarkup
         detectorBoxMapping = try TrainingCheckpoint.detectorBoxMapping(in: state.file, path: path)
         do { network = try ModelZoo.make(state.model, dropout: 0) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
-        do { try StateDict.load(state.file, into: network.store) } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
+        do {
+            try StateDict.load(state.file, into: network.store)
+            // Trained with --ema: predict with the moving average, as validation did.
+            if config.emaDecay != nil {
+                try StateDict.loadOptimizerState(state.file, into: [("ema", network.store.values)], layout: network.store)
+            }
+        } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         network.training = false
     }
 

@@ -56,6 +56,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var flipTest: Bool? = nil
     /// How heatmaps become points; nil: `.auto`.
     public var heatmapDecoding: HeatmapDecoding? = nil
+    /// Regression models' loss on the normalised coordinates; nil: MSE (as before).
+    public var regressionLoss: RegressionLoss? = nil
+    /// Decay of an exponential moving average of the weights (`WeightAverage`, e.g. 0.999), which
+    /// validation and checkpoints would use; nil or 0: off.
+    public var ema: Float? = nil
+    /// Chance of an occluding rectangle (up to 40 % of the crop's sides); nil: off.
+    public var augmentOcclusion: Float? = nil
+    /// Chance of a Gaussian blur (σ up to 1.5 crop pixels); nil: off.
+    public var augmentBlur: Float? = nil
+    /// Gamma range R: γ log-uniform in 1/(1 + R) ... 1 + R; nil: off.
+    public var augmentGamma: Float? = nil
+    /// Face-box jitter before cropping: centre ±F of the box size, size × (1 ± F); nil: off.
+    public var boxJitter: Float? = nil
 
     public init() {}
 
@@ -64,7 +77,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         var p = AugmentationParameters()
         if let augmentRotation { p.maxRotationDegrees = augmentRotation }
         if let augmentScale { p.maxZoomOut = augmentScale; p.maxZoomIn = augmentScale }
+        if let augmentOcclusion { p.occlusionProbability = augmentOcclusion }
+        if let augmentBlur { p.blurProbability = augmentBlur }
+        if let augmentGamma { p.gammaRange = augmentGamma }
+        if let boxJitter { p.boxJitter = boxJitter }
         return p
+    }
+
+    /// The weight-average decay when one is on (`ema` in (0, 1)), else nil.
+    public var emaDecay: Float? {
+        guard let ema, ema > 0, ema < 1 else { return nil }
+        return ema
     }
 
     /// Number of regression outputs or heatmap channels for `keypointCount` points of the markup.
@@ -204,6 +227,25 @@ extension TrainConfig {
 
         /// Whether the model's heatmaps are logits (softmax-trained) rather than Gaussians.
         public var producesLogits: Bool { self != .mse }
+    }
+
+    /// The loss of regression models on keypoints normalised to the crop (command line and
+    /// checkpoint spelling).
+    public enum RegressionLoss: String, Codable, Sendable, CaseIterable {
+        /// Mean squared error (nn.MSELoss), the default.
+        case mse
+        /// Mean absolute error (nn.L1Loss).
+        case l1
+        /// Wing loss (Feng et al. 2018) with w = 10/128, ε = 2/128 of the crop (`WingLoss`).
+        case wing
+
+        public func makeLoss() -> Loss {
+            switch self {
+            case .mse: MSELoss()
+            case .l1: L1Loss()
+            case .wing: WingLoss()
+            }
+        }
     }
 
     /// Which decoder turns heatmaps into points (command line and checkpoint spelling).

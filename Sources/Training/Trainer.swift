@@ -15,6 +15,8 @@ public final class Trainer {
     public let data: TrainingData
     public let network: Network
     public let optimizer: AdamW
+    /// `--ema`: the moving average of the weights that validation, pictures and `fkp predict` use.
+    public let average: WeightAverage?
     /// What the output means: target, loss and decoding (`LandmarkHead`).
     public let head: LandmarkHead
     public let loss: Loss
@@ -69,6 +71,8 @@ public final class Trainer {
         // Each rank draws its own dropout masks.
         network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
         optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        let store = network.store
+        average = config.emaDecay.map { WeightAverage(store: store, decay: $0) }
         head = config.head
         loss = head.makeLoss()
         normalisingPair = markup.normalisingPair(subset: config.keypoints)
@@ -88,14 +92,24 @@ public final class Trainer {
         } else if let initWeights = options.initWeights {
             let file = try TrainingCheckpoint.readFileBroadcast(URL(fileURLWithPath: initWeights), communicator: communicator)
             let spec = try ModelZoo.spec(config.model)
-            let head = Set(network.store.parameters.map(\.name).filter(spec.isHead))
-            do { try StateDict.load(file, into: network.store, strict: false, skip: head) } catch {
+            let headParameters = Set(network.store.parameters.map(\.name).filter(spec.isHead))
+            do { try StateDict.load(file, into: network.store, strict: false, skip: headParameters) } catch {
                 throw TrainingFailure("\(initWeights): \(error)")
             }
         }
         // Replicas start identical: rank 0's parameters and buffers go to everyone.
         try communicator.broadcast(network.store.values)
         try communicator.broadcast(network.store.state)
+        // Every rank keeps the same average (same weights, rank 0's buffers), from the checkpoint's
+        // or starting at the weights training starts from.
+        if let average, let state = resumeFrom {
+            do { try StateDict.loadOptimizerState(state.file, into: average.stateBuffers, layout: network.store) } catch {
+                throw TrainingFailure("\(state.path): \(error)")
+            }
+            average.updates = state.optimizerStep
+        } else {
+            average?.reset()
+        }
     }
 
     private func restore(_ state: TrainingCheckpoint.Contents) throws {
@@ -209,9 +223,11 @@ public final class Trainer {
         let seconds = Date().timeIntervalSince(epochStart)
         // Step losses are already averaged over ranks.
         let trainLoss = position.epochLossSum / Double(max(1, position.epochSteps))
-        let evaluation = try data.validationLoader.map {
-            try Evaluator.evaluate(network: network, loader: $0, config: config,
-                                   normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
+        let evaluation = try data.validationLoader.map { loader in
+            try withAveragedWeights {
+                try Evaluator.evaluate(network: network, loader: loader, config: config,
+                                       normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
+            }
         }
         let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
                                  images_per_s: Double(position.epochImages * communicator.size) / max(seconds, 1e-9),
@@ -277,6 +293,7 @@ public final class Trainer {
         stepTimes.compute += clock.lap()
         try broadcastBuffers()
         stepTimes.communication += clock.lap()
+        average?.update()
         stepTimes.steps += 1
         return (Float(mean), Int(shared[1]))
     }
@@ -327,7 +344,7 @@ public final class Trainer {
                     globalBatch: globalBatch, learningRate: schedule.rate(base: config.learningRate, step: position.step),
                     optimizerStep: optimizer.stepCount))
                 StateDict.add(network.store, to: &file)
-                StateDict.addOptimizerState(optimizer.stateBuffers, layout: network.store, to: &file)
+                StateDict.addOptimizerState(optimizer.stateBuffers + (average?.stateBuffers ?? []), layout: network.store, to: &file)
                 let url = options.outDirectory.appendingPathComponent(CheckpointFile.name(step: position.step))
                 try CheckpointFile.write(file, to: url)
                 try CheckpointFile.updateLatest(url, keep: options.keep)
@@ -340,7 +357,17 @@ public final class Trainer {
         if !failure.isEmpty { throw TrainingFailure("checkpoint not written: \(failure)") }
     }
 
+    /// `body` with the weights that are evaluated: the moving average with `--ema`, else the trained ones.
+    private func withAveragedWeights<R>(_ body: () throws -> R) rethrows -> R {
+        guard let average else { return try body() }
+        return try average.withAveraged(body)
+    }
+
     private func finalPictures() throws {
+        try withAveragedWeights { try drawFinalPictures() }
+    }
+
+    private func drawFinalPictures() throws {
         guard let loader = data.validationLoader ?? Optional(data.trainLoader) else { return }
         let evaluation = try Evaluator.evaluate(network: network, loader: loader, config: config,
                                                 normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot)

@@ -42,6 +42,12 @@ struct Train: ParsableCommand {
     @Option(help: "Augmentation scale range 1 ± S (default: 0.8 ... 1).") var augmentScale: Float?
     @Flag(inversion: .prefixedNo, help: "Validate with flip-test averaging.") var flipTest: Bool?
     @Option(help: "Heatmap decoder for validation and eval.") var heatmapDecoding: TrainConfig.HeatmapDecoding?
+    @Option(help: "Loss of regression models: mse (default), l1 or wing.") var loss: TrainConfig.RegressionLoss?
+    @Option(help: "Exponential moving average of the weights with this decay, e.g. 0.999 (0: off).") var ema: Float?
+    @Option(help: "Chance of an occluding rectangle over the crop (0: off).") var occlusion: Float?
+    @Option(help: "Chance of a Gaussian blur of the crop, sigma up to 1.5 px (0: off).") var blur: Float?
+    @Option(help: "Gamma range R: gamma between 1/(1+R) and 1+R (0: off).") var gamma: Float?
+    @Option(help: "Face-box jitter before cropping: shift ±F of the box, scale 1 ± F (0: off).") var boxJitter: Float?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
@@ -91,6 +97,20 @@ struct Train: ParsableCommand {
         if let flipTest { config.flipTest = flipTest }
         if let heatmapDecoding { config.heatmapDecoding = heatmapDecoding }
         if let heatmapLoss { config.heatmapLoss = heatmapLoss }
+        if let loss { config.regressionLoss = loss }
+        if let ema {
+            guard ema >= 0, ema < 1 else { throw ValidationError("--ema must be in [0, 1) (0: off)") }
+            config.ema = ema
+        }
+        for (name, value) in [("--occlusion", occlusion), ("--blur", blur)] {
+            guard (0 ... 1).contains(value ?? 0) else { throw ValidationError("\(name) is a probability: use a value in [0, 1]") }
+        }
+        guard (0 ... 10).contains(gamma ?? 0) else { throw ValidationError("--gamma must be in [0, 10]") }
+        guard (0 ..< 0.5).contains(boxJitter ?? 0) else { throw ValidationError("--box-jitter must be in [0, 0.5)") }
+        if let occlusion { config.augmentOcclusion = occlusion }
+        if let blur { config.augmentBlur = blur }
+        if let gamma { config.augmentGamma = gamma }
+        if let boxJitter { config.boxJitter = boxJitter }
         if let inputSize {
             let parts = inputSize.lowercased().split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-size must look like 160x120") }
@@ -108,6 +128,7 @@ struct Train: ParsableCommand {
         guard (0 ... 180).contains(config.augmentRotation ?? 0) else { throw ValidationError("--augment-rotation must be in [0, 180] degrees") }
         guard (0 ..< 1).contains(config.augmentScale ?? 0) else { throw ValidationError("--augment-scale must be in [0, 1)") }
         guard (0 ..< 1).contains(config.validationFraction) else { throw ValidationError("--val-split must be in [0, 1)") }
+        do { try config.head.check(config) } catch { throw ValidationError("\(error)") }
         return config
     }
 
@@ -192,6 +213,11 @@ struct Presets: ParsableCommand {
             if let s = c.augmentScale { settings += " scale ±\(Int((s * 100).rounded()))%" }
             if let d = c.heatmapDecoding { settings += " decoding \(d.rawValue)" }
             if c.flipTest == true { settings += " flip-test" }
+            if let d = c.emaDecay { settings += " ema \(d)" }
+            if let p = c.augmentOcclusion { settings += " occlusion \(p)" }
+            if let p = c.augmentBlur { settings += " blur \(p)" }
+            if let r = c.augmentGamma { settings += " gamma ±\(r)" }
+            if let f = c.boxJitter { settings += " box-jitter \(f)" }
             print(settings)
             print("  data: \(preset.dataHint ?? c.data)")
         }
@@ -200,6 +226,7 @@ struct Presets: ParsableCommand {
 
 // Parsed once, here at the edge: the rest of the program sees only valid values.
 extension TrainConfig.HeatmapLoss: ExpressibleByArgument {}
+extension TrainConfig.RegressionLoss: ExpressibleByArgument {}
 extension TrainConfig.HeatmapDecoding: ExpressibleByArgument {}
 extension TrainConfig.Split: ExpressibleByArgument {}
 

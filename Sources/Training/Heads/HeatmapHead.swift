@@ -58,6 +58,12 @@ public struct HeatmapHead: LandmarkHead {
 
     public var settings: String { " sigma \(sigma) loss \(loss)" }
 
+    public func check(_ config: TrainConfig) throws {
+        if config.regressionLoss != nil {
+            throw TrainingFailure("--loss is for regression models; \(config.model) trains heatmaps (see --heatmap-loss)")
+        }
+    }
+
     public func pictures(network: Network, crop: GreyImage, normalisation: PixelNormalisation, to directory: URL) throws {
         try Pictures.heatmaps(network: network, crop: crop, normalisation: normalisation, logits: loss.producesLogits, to: directory)
     }

@@ -24,11 +24,14 @@ public protocol LandmarkHead {
     var settings: String { get }
     /// Pictures of what the head predicts for one crop, written after training (none by default).
     func pictures(network: Network, crop: GreyImage, normalisation: PixelNormalisation, to directory: URL) throws
+    /// Fails with a message for the user when `config` sets an option this head does not use.
+    func check(_ config: TrainConfig) throws
 }
 
 extension LandmarkHead {
     public var settings: String { "" }
     public func pictures(network: Network, crop: GreyImage, normalisation: PixelNormalisation, to directory: URL) throws {}
+    public func check(_ config: TrainConfig) throws {}
 
     /// The loss of `output` against `batch`'s target; `loss.gradient` is dLoss/dOutput afterwards.
     public func loss(_ loss: Loss, of output: Tensor, against batch: Batch) -> Float {
@@ -41,7 +44,7 @@ extension TrainConfig {
     /// the head type.
     public var head: LandmarkHead {
         switch task {
-        case .regression: CoordinateHead()
+        case .regression: CoordinateHead(loss: regressionLoss ?? .mse)
         case .heatmap: HeatmapHead(sigma: heatmapSigma, loss: heatmapLoss, decoding: heatmapDecoding ?? .auto)
         }
     }
