@@ -18,7 +18,41 @@ import Synchronization
 /// runs its pieces inline on the caller, so nesting is safe and costs nothing.
 public final class WorkerPool: @unchecked Sendable {
     public let threads: Int
+    /// What the worker threads share. They hold it, not the pool: the pool can then be freed
+    /// (its deinit stops and joins the threads) when its last user lets it go.
+    private let core: PoolCore
     private var workers: [pthread_t] = []
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        core = PoolCore(threads: self.threads)
+        for index in 1 ..< self.threads {
+            let context = Unmanaged.passRetained(WorkerStart(core: core, index: index)).toOpaque()
+            var thread = pthread_t()
+            let status = pthread_create(&thread, nil, { raw in
+                let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+                start.core.workerLoop(start.index)
+                return nil
+            }, context)
+            precondition(status == 0, "WorkerPool: pthread_create failed (\(status))")
+            workers.append(thread)
+        }
+    }
+
+    deinit {
+        core.stop()
+        for thread in workers { pthread_join(thread, nil) }
+    }
+
+    /// Calls `body(piece, worker)` for every piece in 0..<pieces, spread over the pool; returns when
+    /// all are done. `worker` is in 0..<threads and is never used by two pieces at the same time.
+    public func run(pieces count: Int, _ body: (_ piece: Int, _ worker: Int) -> Void) {
+        core.run(pieces: count, body)
+    }
+}
+
+private final class PoolCore: @unchecked Sendable {
+    let threads: Int
     private let generation = Atomic<Int>(0)
     private let nextPiece = Atomic<Int>(0)
     private let running = Atomic<Int>(0)       // workers still inside the current job
@@ -37,37 +71,27 @@ public final class WorkerPool: @unchecked Sendable {
     /// threads than cores, the thread it waits for may be the one it is keeping off the core.
     private static let yieldAfter = 1 << 12
 
-    public init(threads: Int) {
-        self.threads = max(1, threads)
+    init(threads: Int) {
+        self.threads = threads
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
-        for index in 1 ..< self.threads {
-            let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index)).toOpaque()
-            var thread = pthread_t()
-            let status = pthread_create(&thread, nil, { raw in
-                let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
-                start.pool.workerLoop(start.index)
-                return nil
-            }, context)
-            precondition(status == 0, "WorkerPool: pthread_create failed (\(status))")
-            workers.append(thread)
-        }
     }
 
     deinit {
+        pthread_cond_destroy(&wake)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Wakes every worker with the stop flag set; each returns from `workerLoop`.
+    func stop() {
         stopping.store(true, ordering: .releasing)
         generation.add(1, ordering: .releasing)
         pthread_mutex_lock(&mutex)
         pthread_cond_broadcast(&wake)
         pthread_mutex_unlock(&mutex)
-        for thread in workers { pthread_join(thread, nil) }
-        pthread_cond_destroy(&wake)
-        pthread_mutex_destroy(&mutex)
     }
 
-    /// Calls `body(piece, worker)` for every piece in 0..<pieces, spread over the pool; returns when
-    /// all are done. `worker` is in 0..<threads and is never used by two pieces at the same time.
-    public func run(pieces count: Int, _ body: (_ piece: Int, _ worker: Int) -> Void) {
+    func run(pieces count: Int, _ body: (_ piece: Int, _ worker: Int) -> Void) {
         if count <= 0 { return }
         if threads == 1 || count == 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
             for piece in 0 ..< count { body(piece, 0) }
@@ -102,7 +126,7 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    private func workerLoop(_ index: Int) {
+    func workerLoop(_ index: Int) {
         var seen = 0
         while true {
             var polls = 0
@@ -125,7 +149,7 @@ public final class WorkerPool: @unchecked Sendable {
 }
 
 private final class WorkerStart {
-    let pool: WorkerPool
+    let core: PoolCore
     let index: Int
-    init(pool: WorkerPool, index: Int) { self.pool = pool; self.index = index }
+    init(core: PoolCore, index: Int) { self.core = core; self.index = index }
 }

@@ -130,12 +130,19 @@ public struct SafeTensors {
         }
     }
 
+    // Tensor data sits at any byte offset of the file (its header has any length), so it is read
+    // with byte copies and unaligned loads, never as a bound Float or Int64 pointer.
+
     /// A tensor's values as Float (I64 tensors are converted).
     public func floats(_ name: String) -> [Float]? {
         guard let entry = entries[name] else { return nil }
         return bytes[entry.range].withUnsafeBytes { raw in
             switch entry.dtype {
-            case .f32: return Array(raw.bindMemory(to: Float.self))
+            case .f32:
+                return [Float](unsafeUninitializedCapacity: raw.count / 4) { values, count in
+                    UnsafeMutableRawBufferPointer(values).copyMemory(from: raw)
+                    count = raw.count / 4
+                }
             case .i64: return (0 ..< raw.count / 8).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
             }
         }
@@ -145,7 +152,7 @@ public struct SafeTensors {
     public func copy(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) -> Bool {
         guard let entry = entries[name], entry.dtype == .f32, entry.range.count == destination.count * 4 else { return false }
         bytes[entry.range].withUnsafeBytes { raw in
-            _ = destination.update(fromContentsOf: raw.bindMemory(to: Float.self))
+            UnsafeMutableRawBufferPointer(destination).copyMemory(from: raw)
         }
         return true
     }
@@ -156,7 +163,7 @@ public struct SafeTensors {
         guard let entry = entries[name] else { return nil }
         return bytes[entry.range].withUnsafeBytes { raw -> [Int64]? in
             if entry.dtype == .i64 { return (0 ..< raw.count / 8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) } }
-            let converted = raw.bindMemory(to: Float.self).map { Int64(exactly: $0) }
+            let converted = (0 ..< raw.count / 4).map { Int64(exactly: raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self)) }
             return converted.contains(nil) ? nil : converted.map { $0! }
         }
     }

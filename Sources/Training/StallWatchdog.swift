@@ -26,7 +26,8 @@ final class StallWatchdog {
     }
 
     deinit {
-        for request in [receive, send] where request != fkp_request_null() {
+        // After MPI_Finalize no MPI call is allowed; the requests died with MPI.
+        for request in [receive, send] where request != fkp_request_null() && !MPI.isFinalized {
             var r = request
             MPI_Cancel(&r)
             MPI_Request_free(&r)
@@ -42,12 +43,22 @@ final class StallWatchdog {
         // Non-root ranks give rank 0 (which can name the missing ranks) time to speak first.
         let limit = communicator.rank == 0 ? timeout : timeout * 1.5 + 5
         var pending = requests.filter { !$0.isComplete }
+        var polls = 0
         while !pending.isEmpty {
             pending = try pending.filter { try !$0.test() }
             if communicator.rank == 0 { drainArrivals() }
             if !pending.isEmpty && Date().timeIntervalSince(started) > limit { stalled(step: step, seconds: Date().timeIntervalSince(started)) }
+            polls += 1
+            Self.backOff(polls)
         }
         if communicator.rank == 0 { drainArrivals() }
+    }
+
+    /// Polls spin at first (an allreduce usually completes within microseconds), then yield the
+    /// core, then sleep 100 µs between tests: a rank waiting for a slow peer must not keep a core
+    /// busy that the peer (or this rank's own workers, on a shared machine) needs.
+    static func backOff(_ polls: Int) {
+        if polls > 2_000 { usleep(100) } else if polls > 200 { sched_yield() }
     }
 
     private func announce(step: Int) throws {

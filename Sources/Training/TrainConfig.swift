@@ -199,10 +199,10 @@ public struct Preset: Sendable {
         return p
     }()
 
-    /// unet-ibug-recipe in an hour of 2 cores: unet-ibug-fast's size (96², width 16, σ 2). Its
-    /// training measured 10.7 images/s here (1 epoch, shared machine), so an epoch of 2,765 faces
-    /// trains in ≈ 4.3 min and validates 691 faces, flip test included, in ≈ 0.5 min: 10 epochs
-    /// ≈ 48 min plus start-up. The 60-epoch drops at 40 and 55 scaled to 10 epochs: 7 and 9.
+    /// unet-ibug-recipe in an hour of 2 cores: unet-ibug-fast's size (96², width 16, σ 2). With the
+    /// direct 3×3 kernels it trains at 29 images/s on 2 cores (docs/RESULTS.md section 7), so 25
+    /// epochs of 2,765 faces take 39 min of training (49 min with the flip-test validations). The
+    /// 60-epoch drops at 40 and 55 scaled to 25 epochs: 18 and 23 (the NME plateaus after them).
     public static let unetIBUGRecipeFast: Preset = {
         var p = unetIBUGRecipe
         p.name = "unet-ibug-recipe-fast"

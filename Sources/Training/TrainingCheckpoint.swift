@@ -46,6 +46,27 @@ public struct RunPosition: Codable, Equatable, Sendable {
     }
 }
 
+extension RunPosition {
+    /// What makes a position from an untrusted checkpoint unusable (nil: nothing): counts must be
+    /// non-negative, every rank's generator state must have its 4 words, and the products resume
+    /// computes must not overflow.
+    var problem: String? {
+        let counts = [("epoch", epoch), ("batchInEpoch", batchInEpoch), ("sampleInEpoch", sampleInEpoch), ("step", step),
+                      ("epochSteps", epochSteps), ("epochImages", epochImages)]
+        if let (name, value) = counts.first(where: { $0.1 < 0 }) { return "\(name) \(value) is negative" }
+        guard worldSize >= 1 else { return "worldSize \(worldSize)" }
+        guard globalBatch >= 1 else { return "globalBatch \(globalBatch)" }
+        if let bad = randomStates.first(where: { $0.count != 4 }) {
+            return "a random generator state has \(bad.count) words, not 4"
+        }
+        guard !epochImages.multipliedReportingOverflow(by: worldSize).overflow else {
+            return "epochImages \(epochImages) on \(worldSize) ranks"
+        }
+        guard epochLossSum.isFinite, epochSeconds.isFinite, epochSeconds >= 0 else { return "epoch sums not finite" }
+        return nil
+    }
+}
+
 /// The preprocessing a model was trained with, so eval and predict need only the checkpoint.
 public struct Preprocessing: Codable, Equatable, Sendable {
     public var inputWidth: Int
@@ -127,6 +148,7 @@ public enum TrainingCheckpoint {
             }
             position.sampleInEpoch = samples
         }
+        if let problem = position.problem { throw fail("metadata 'position' is malformed (\(problem))") }
         return Contents(path: path, file: file, config: try decode("config", as: TrainConfig.self),
                         model: try decode("model", as: ModelConfig.self),
                         preprocessing: try decode("preprocessing", as: Preprocessing.self),

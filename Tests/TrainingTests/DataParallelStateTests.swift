@@ -65,6 +65,15 @@ final class DataParallelStateTests: XCTestCase {
         }
     }
 
+    /// User + system CPU seconds of a process so far (Linux /proc/PID/stat, clock ticks of 1/100 s).
+    func cpuSeconds(_ pid: pid_t) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / 100
+    }
+
     /// A rank that stops (SIGSTOP: a hung read, a swapped-out process) would leave the others in
     /// the allreduce forever; with `--stall-timeout 2` rank 0 names it and aborts the job.
     func testStallWatchdogNamesTheStoppedRankAndAborts() throws {
@@ -76,14 +85,19 @@ final class DataParallelStateTests: XCTestCase {
         job.waitFor(dir.appendingPathComponent(CheckpointFile.name(step: 3)))
         let ranks = job.children()
         XCTAssertEqual(ranks.count, 2)
-        let stopped = try XCTUnwrap(ranks.last)
+        let stopped = try XCTUnwrap(ranks.last), waiting = try XCTUnwrap(ranks.first)
         kill(stopped, SIGSTOP)
         let started = Date()
+        // The waiting rank backs off instead of spinning a core while it waits.
+        let cpuBefore = cpuSeconds(waiting)
+        Thread.sleep(forTimeInterval: 1.5)
+        let cpuWhileWaiting = cpuSeconds(waiting) - cpuBefore
         let result = job.wait(timeout: 60)
         kill(stopped, SIGCONT)
         XCTAssertNotEqual(result.status, 0, result.output)
         XCTAssertLessThan(Date().timeIntervalSince(started), 30, "the job should abort soon after 2 s of stall")
         XCTAssertTrue(result.output.contains("stall: rank 0 has waited"), result.output)
+        XCTAssertLessThan(cpuWhileWaiting, 0.5, "rank 0 used \(cpuWhileWaiting) s of CPU in 1.5 s of waiting")
         XCTAssertTrue(result.output.range(of: #"not arrived: rank 1 \(last at step \d+\)"#, options: .regularExpression) != nil, result.output)
     }
 

@@ -76,6 +76,22 @@ final class UntrustedCheckpointTests: XCTestCase {
 
     /// Found by Scripts/fuzz: an F32 tensor read as Int64 (num_batches_tracked saved as a float)
     /// trapped on a value outside Int64's range; such a tensor now reads as nil.
+    /// Tensor data starts wherever the header ends: at an odd offset here. Values are read with
+    /// unaligned loads and byte copies.
+    func testTensorsAtUnalignedOffsetsReadCorrectly() throws {
+        let values: [Float] = [1.5, -2, 3.25]
+        let data = values.withUnsafeBytes { Array($0) }
+        var header = try JSONSerialization.data(withJSONObject: ["a": entry([3], 0, 12)], options: [.sortedKeys])
+        while (8 + header.count) % 4 != 1 { header.append(0x20) }   // JSON allows trailing spaces
+        let bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + Array(header) + data
+        let file = try SafeTensors(parsing: bytes)
+        XCTAssertEqual(file.floats("a"), values)
+        var copied = [Float](repeating: 0, count: 3)
+        XCTAssertTrue(copied.withUnsafeMutableBufferPointer { file.copy("a", into: $0) })
+        XCTAssertEqual(copied, values)
+        XCTAssertNil(file.int64s("a"), "1.5 is no whole number")
+    }
+
     func testInt64sOfFloatTensorDoesNotTrap() throws {
         var file = SafeTensors()
         [Float(7), Float(-1.7e38)].withUnsafeBufferPointer { file.add("huge", shape: [2], floats: $0) }
@@ -93,6 +109,28 @@ final class UntrustedCheckpointTests: XCTestCase {
                                           "global_batch": "000000000008850994360374555079", "position": position])
         XCTAssertThrowsError(try TrainingCheckpoint.contents(of: file, path: "fuzz.safetensors.zst")) {
             XCTAssertTrue("\($0)".hasPrefix("fuzz.safetensors.zst: metadata 'position' is malformed"), "\($0)")
+        }
+    }
+
+    /// Resume trusted a checkpoint's generator states and counts: a state of 3 words hit a
+    /// precondition, and epoch images × world size could overflow. Each is a one-line error naming
+    /// the file.
+    func testMalformedPositionInMetadata() throws {
+        let good = ["batchInEpoch": 1, "epoch": 0, "epochImages": 8, "epochLossSum": 0.5, "epochSeconds": 1, "epochSteps": 1,
+                    "globalBatch": 8, "sampleInEpoch": 8, "randomStates": [[1, 2, 3, 4]], "step": 1, "worldSize": 1] as [String: Any]
+        let cases: [(String, Any, String)] = [
+            ("randomStates", [[1, 2, 3]], "a random generator state has 3 words, not 4"),
+            ("epochImages", Int.max / 2, "on 4 ranks"), ("step", -1, "step -1 is negative"), ("worldSize", 0, "worldSize 0"),
+        ]
+        for (key, value, message) in cases {
+            var position = good
+            position[key] = value
+            if key == "epochImages" { position["worldSize"] = 4 }
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: position, options: [.sortedKeys]), as: UTF8.self)
+            let file = SafeTensors(metadata: ["format": CheckpointFile.formatName, "format_version": "2", "position": json])
+            XCTAssertThrowsError(try TrainingCheckpoint.contents(of: file, path: "bad.safetensors.zst"), key) {
+                XCTAssertTrue("\($0)".hasPrefix("bad.safetensors.zst: metadata 'position' is malformed") && "\($0)".contains(message), "\($0)")
+            }
         }
     }
 
