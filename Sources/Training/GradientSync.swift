@@ -29,8 +29,10 @@ public final class GradientSync {
     /// The optimizer step being averaged (named in stall reports).
     public var step = 0
 
-    /// `bucketBytes`: DDP's default is 25 MB.
-    public init(communicator: Communicator, bucketBytes: Int = 25 << 20) {
+    /// DDP's default bucket (bucket_cap_mb = 25).
+    public static let defaultBucketBytes = 25 << 20
+
+    public init(communicator: Communicator, bucketBytes: Int = defaultBucketBytes) {
         self.communicator = communicator
         bucketElements = max(1, bucketBytes / MemoryLayout<Float>.size)
     }

@@ -18,10 +18,12 @@ public struct RunOptions {
     public var threadsSource = "--threads"
     /// Start each gradient bucket's allreduce as soon as backward has finished it (same bits as without).
     public var overlap = true
-    /// Gradient bucket size for the allreduce (DDP's bucket_cap_mb: 25 MB).
-    public var bucketBytes = 25 << 20
+    /// Gradient bucket size for the allreduce.
+    public var bucketBytes = GradientSync.defaultBucketBytes
     /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).
-    public var stallTimeout: Double? = 600
+    public var stallTimeout: Double? = defaultStallTimeout
+    /// Ten minutes: longer than any step or checkpoint write, shorter than a wasted allocation.
+    public static let defaultStallTimeout = 600.0
     /// Signals that stop the run gracefully: checkpoint at the next step, exit `Preemption.exitStatus`.
     public var preemptSignals = Preemption.defaultSignals
     public var quiet = false
@@ -32,7 +34,7 @@ public struct RunOptions {
     /// Background threads preparing batches (decode, augment, heatmaps).
     public var loaderThreads = 1
     /// Decoded faces kept in memory per rank, in MiB.
-    public var cacheMegabytes = 2048
+    public var cacheMegabytes = TrainingData.defaultCacheBytes >> 20
     /// Images claiming more pixels in their header are bad samples (`--max-pixels`).
     public var maxPixels = ImageCodec.defaultMaxPixels
 

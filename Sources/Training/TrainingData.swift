@@ -15,8 +15,11 @@ public final class TrainingData {
     public let preprocessing: Preprocessing
     public var markup: KeypointMarkup { dataset.markup }
 
+    /// Decoded faces kept in memory per rank by default: 2 GiB holds ytfaces68 and IMM whole.
+    public static let defaultCacheBytes = 2 << 30
+
     /// `cacheBytes`: decoded faces kept in memory per rank (0 = decode every time).
-    public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int, cacheBytes: Int = 2 << 30,
+    public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int, cacheBytes: Int = defaultCacheBytes,
                 maxPixels: Int = ImageCodec.defaultMaxPixels) throws {
         skips = SkipLog()
         let options = DatasetOptions(strict: strict, skips: skips, maxPixels: maxPixels)

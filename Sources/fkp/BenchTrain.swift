@@ -24,8 +24,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Images per step.")
     var batch: Int = 32
 
-    @Option(help: "Threads (OpenBLAS and the engine's own loops).")
-    var threads: Int = 1
+    @OptionGroup var threadOptions: ThreadOptions
+    var threads: Int { threadOptions.resolved.threads }
 
     @Option(help: "Untimed warm-up steps (buffers are allocated in the first).")
     var warmup: Int = 3
@@ -39,8 +39,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Outputs (default: the model's standard keypoints).")
     var outputs: Int?
 
-    @Option(help: "Square input size (default: the model's standard input).")
-    var inputSize: Int?
+    @OptionGroup var input: InputSizeOptions
 
     @Option(help: "Model width (U-Net base width, ResNet stem width; default: the model's).")
     var width: Int?
@@ -54,20 +53,16 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print time per layer configuration (layers of the same configuration added up).")
     var profileLayers = false
 
-    @Option(help: "Under mpirun: gradient bucket size in MB (as fkp train --bucket-mb).")
-    var bucketMb: Double = 25
+    @OptionGroup var bucket: BucketOptions
 
     @Option(help: "Under mpirun: rounds of (1 rank alone, all ranks without allreduce, all ranks data-parallel); medians are reported.")
     var rounds: Int = 3
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
-        guard bucketMb > 0 && bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
         guard warmup >= 1 else { throw ValidationError("--warmup must be at least 1, got \(warmup)") }
-        if let inputSize, inputSize < 1 { throw ValidationError("--input-size must be positive, got \(inputSize)") }
         if let width, width < 1 { throw ValidationError("--width must be positive, got \(width)") }
         guard seconds >= 0 else { throw ValidationError("--seconds must not be negative, got \(seconds)") }
     }
@@ -80,7 +75,7 @@ struct BenchTrain: ParsableCommand {
         }
         var config = try ModelZoo.defaultConfig(model, keypoints: ModelZoo.defaultKeypoints(model))
         if let outputs { config.outputs = outputs }
-        if let inputSize { config.inputHeight = inputSize; config.inputWidth = inputSize }
+        if let size = input.inputSize { (config.inputWidth, config.inputHeight) = (size.width, size.height) }
         if let width { config.width = width }
         let network: Network
         do { network = try ModelZoo.make(config) } catch let error as ModelError {
@@ -90,7 +85,7 @@ struct BenchTrain: ParsableCommand {
             guard !inference && !profile && !profileLayers else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
             runReportingErrors {
                 try DistributedBench(loop: BenchLoop(network: network, batch: batch, inference: false), world: MPI.world,
-                                     model: model, threads: threads, bucketBytes: max(4, Int(bucketMb * 1_048_576)))
+                                     model: model, threads: threads, bucketBytes: bucket.bucketBytes)
                     .run(steps: steps ?? 10, rounds: rounds)
             }
         }

@@ -9,11 +9,11 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score a checkpoint on a dataset: MSE, pixel error, NME, failure rate, AUC@0.08.")
 
-    @Option(help: "Checkpoint: a *.safetensors.zst file, a run folder (its latest checkpoint) or its 'latest' file.") var checkpoint: String
+    @OptionGroup var trained: CheckpointOptions
     @Option(help: "Dataset path (IMM folder, dlib XML, .pts folder, synthetic[:N]).") var data: String
     @Flag(help: "Evaluate only the validation split the model was trained with (same seed and fraction).") var validationOnly = false
     @Option(help: "Batch size per rank.") var batch = 16
-    @Option(help: "Threads per rank.") var threads: Int = Train.defaultThreads
+    @OptionGroup var threads: ThreadOptions
     @Option(help: "Write per-image errors to this CSV.") var perImage: String?
     @Option(help: "Write a Kaggle-style submission (Id,Predicted; original image pixels) to this CSV.") var kaggle: String?
     @Flag(help: "Stop at the first unreadable sample.") var strict = false
@@ -31,8 +31,8 @@ struct Eval: ParsableCommand {
     func run() throws {
         runReportingErrors {
             let world = MPI.world
-            Parallel.setThreads(threads)
-            let checkpointPath = try CheckpointFile.resolveExisting(checkpoint, communicator: world).relativePath
+            Parallel.setThreads(threads.resolved.threads)
+            let checkpointPath = try CheckpointFile.resolveExisting(trained.checkpoint, communicator: world).relativePath
             let model = try TrainedModel(checkpoint: checkpointPath, communicator: world)
             let skips = SkipLog()
             var dataset = try openDataset(path: data, options: DatasetOptions(strict: strict, skips: skips, maxPixels: imageLimit.maxPixels))
@@ -40,7 +40,7 @@ struct Eval: ParsableCommand {
             var detectorBoxes: DetectorBoxDataset?
             if boxes == "detector" {
                 if model.detectorBoxMapping == nil {
-                    FileHandle.standardError.write(Data("warning: \(checkpoint): no detector box mapping (fkp calibrate-detector); detector boxes are used as they are\n".utf8))
+                    FileHandle.standardError.write(Data("warning: \(trained.checkpoint): no detector box mapping (fkp calibrate-detector); detector boxes are used as they are\n".utf8))
                 }
                 detectorBoxes = DetectorBoxDataset(dataset, mapping: model.detectorBoxMapping ?? .identity, upsample: upsample)
                 dataset = detectorBoxes!

@@ -17,14 +17,14 @@ struct Predict: ParsableCommand {
             """)
 
     @Argument(help: "JPEG or PNG images.") var images: [String]
-    @Option(help: "Checkpoint: a *.safetensors.zst file, a run folder (its latest checkpoint) or its 'latest' file.") var checkpoint: String
+    @OptionGroup var trained: CheckpointOptions
     @Option(help: "Face box x,y,w,h in image pixels, in the training data's box convention (no detection).") var box: String?
     @Flag(help: "No detection: the whole image is the face crop (for images that are face crops already).") var noDetect = false
     @Option(help: "Detector upsampling: each step doubles the image, finding faces half as large (0 to 4; 1 finds faces of about 40 px).")
     var upsample = 1
     @Flag(help: "An image without a face is not an error (its JSON lists no faces).") var allowEmpty = false
     @Option(help: "Folder for the overlay PNGs and JSON files (never the images' folder unless given here).") var out = "runs/predict"
-    @Option(help: "Threads.") var threads: Int = Train.defaultThreads
+    @OptionGroup var threads: ThreadOptions
     @OptionGroup var imageLimit: ImageLimitOptions
 
     func parsedBox() throws -> Box? {
@@ -48,13 +48,13 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         runReportingErrors {
-            Parallel.setThreads(threads)
+            Parallel.setThreads(threads.resolved.threads)
             let userBox = try parsedBox()
-            let model = try TrainedModel(checkpoint: try CheckpointFile.resolveExisting(checkpoint, communicator: MPI.world).relativePath, communicator: MPI.world)
+            let model = try TrainedModel(checkpoint: try CheckpointFile.resolveExisting(trained.checkpoint, communicator: MPI.world).relativePath, communicator: MPI.world)
             let detecting = userBox == nil && !noDetect
             let mapping = model.detectorBoxMapping ?? .identity
             if detecting && model.detectorBoxMapping == nil {
-                warn("\(checkpoint): no detector box mapping (run `fkp calibrate-detector`); detector boxes are used as they are, "
+                warn("\(trained.checkpoint): no detector box mapping (run `fkp calibrate-detector`); detector boxes are used as they are, "
                      + "which may not match the boxes the model was trained on")
             }
             let folder = URL(fileURLWithPath: out)

@@ -21,7 +21,7 @@ struct Train: ParsableCommand {
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: \(TrainConfig.Schedule.syntax).") var schedule: TrainConfig.Schedule?
     @Flag(inversion: .prefixedNo, help: "Augment training samples (shear, shift, zoom, rotation, flip, light).") var augment: Bool?
-    @Option(help: "Threads per rank for OpenBLAS and the engine's loops (default: OPENBLAS_NUM_THREADS, else the cores this rank may use).") var threads: Int?
+    @OptionGroup var threads: ThreadOptions
     @Option(help: "Seed for weights, split, shuffling, augmentation and dropout.") var seed: UInt64?
     @Option(help: "Run folder for checkpoints, metrics and pictures (default runs/PRESET).") var out: String?
     @Option(help: "Checkpoint every N optimizer steps, or every N epochs with a suffix: 500 or 2e (default 1e).") var checkpointEvery: String?
@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
     @Option(help: "How the validation faces are chosen.") var split: TrainConfig.Split?
     @Option(help: "Accumulate gradients over N batches per optimizer step.") var accumulate: Int?
     @Option(help: "Cap on optimizer steps per epoch (quick runs).") var stepsPerEpoch: Int?
-    @Option(help: "Input size WxH, e.g. 160x120.") var inputSize: String?
+    @OptionGroup var input: InputSizeOptions
     @Option(help: "U-Net base width / model width.") var width: Int?
     @Option(help: "Train on these keypoint indices only, e.g. 52 or 36,45.") var keypoints: String?
     @Option(help: "Heatmap Gaussian sigma in input pixels (U-Net).") var heatmapSigma: Float?
@@ -50,19 +50,31 @@ struct Train: ParsableCommand {
     @Option(help: "Face-box jitter before cropping: shift ±F of the box, scale 1 ± F (0: off).") var boxJitter: Float?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
-    @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = 2048
+    @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = TrainingData.defaultCacheBytes >> 20
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
     @OptionGroup var imageLimit: ImageLimitOptions
-    @Flag(inversion: .prefixedNo, help: "Start each gradient bucket's allreduce while backward goes on (same results either way).") var overlap = true
-    @Option(help: "Gradient bucket size in MB for the allreduce (PyTorch DDP's bucket_cap_mb).") var bucketMb: Double = 25
-    @Option(help: "Abort the job when the gradient allreduce waits this many seconds for a rank, naming the missing ranks (0: wait forever).") var stallTimeout: Double = 600
+    @OptionGroup var distributed: DistributedOptions
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
 
-    /// Eval and predict use the same default (OPENBLAS_NUM_THREADS, else the cores this rank may use).
-    static var defaultThreads: Int { ThreadBudget.defaultThreads().threads }
-
     @Option(help: "Signals that stop training gracefully (checkpoint at the next step, exit status 75): a list like TERM,USR1,INT, or none.") var preemptSignals = "TERM,USR1,INT"
+
+    /// The configuration options given on this command line that `--resume` ignores (the
+    /// checkpoint's configuration wins; only --epochs changes it).
+    var ignoredOnResume: [String] {
+        let given: [(String, Bool)] = [
+            ("--preset", preset != nil), ("--model", model != nil), ("--data", data != nil), ("--batch", batch != nil),
+            ("--lr", learningRate != nil), ("--weight-decay", weightDecay != nil), ("--schedule", schedule != nil),
+            ("--augment", augment != nil), ("--seed", seed != nil), ("--val-split", valSplit != nil), ("--split", split != nil),
+            ("--accumulate", accumulate != nil), ("--steps-per-epoch", stepsPerEpoch != nil), ("--input-size", input.inputSize != nil),
+            ("--width", width != nil), ("--keypoints", keypoints != nil), ("--heatmap-sigma", heatmapSigma != nil),
+            ("--heatmap-loss", heatmapLoss != nil), ("--dropout", dropout != nil), ("--augment-rotation", augmentRotation != nil),
+            ("--augment-scale", augmentScale != nil), ("--flip-test", flipTest != nil), ("--heatmap-decoding", heatmapDecoding != nil),
+            ("--loss", loss != nil), ("--ema", ema != nil), ("--occlusion", occlusion != nil), ("--blur", blur != nil),
+            ("--gamma", gamma != nil), ("--box-jitter", boxJitter != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
 
     /// The preset (or default) configuration with this command line's overrides.
     func configuration() throws -> TrainConfig {
@@ -111,11 +123,7 @@ struct Train: ParsableCommand {
         if let blur { config.augmentBlur = blur }
         if let gamma { config.augmentGamma = gamma }
         if let boxJitter { config.boxJitter = boxJitter }
-        if let inputSize {
-            let parts = inputSize.lowercased().split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-size must look like 160x120") }
-            (config.inputWidth, config.inputHeight) = (parts[0], parts[1])
-        }
+        if let size = input.inputSize { (config.inputWidth, config.inputHeight) = (size.width, size.height) }
         if let keypoints {
             let list = keypoints.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else { throw ValidationError("--keypoints must be indices like 52 or 36,45") }
@@ -139,17 +147,9 @@ struct Train: ParsableCommand {
             let outPath = out ?? "runs/\(config.preset ?? config.model)"
             var runOptions = RunOptions(outDirectory: URL(fileURLWithPath: outPath))
             runOptions.keep = keep
-            if let threads {
-                runOptions.threads = max(1, threads)
-            } else {
-                (runOptions.threads, runOptions.threadsSource) = ThreadBudget.defaultThreads()
-            }
+            (runOptions.threads, runOptions.threadsSource) = threads.resolved
             runOptions.preemptSignals = try Preemption.parse(preemptSignals)
-            runOptions.overlap = overlap
-            guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be 0 (off) or a number of seconds") }
-            runOptions.stallTimeout = stallTimeout > 0 ? stallTimeout : nil
-            guard bucketMb > 0, bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
-            runOptions.bucketBytes = max(4, Int(bucketMb * 1_048_576))
+            distributed.apply(to: &runOptions)
             runOptions.quiet = quiet
             runOptions.strict = strict
             runOptions.maxPixels = imageLimit.maxPixels
@@ -182,9 +182,8 @@ struct Train: ParsableCommand {
                 resolved = try world.broadcast(resolved)
                 if !resolved.isEmpty {
                     let state = try TrainingCheckpoint.readBroadcast(URL(fileURLWithPath: resolved), communicator: world)
-                    let requestedEpochs = epochs
                     config = state.config
-                    if let requestedEpochs { config.epochs = requestedEpochs }
+                    if let epochs { config.epochs = epochs }
                     resumeState = state
                     if world.rank == 0 && !quiet { print("resuming from \(resolved)") }
                 } else if world.rank == 0 && !quiet {
@@ -192,6 +191,12 @@ struct Train: ParsableCommand {
                 }
             }
             let trainer = try Trainer(config: config, options: runOptions, communicator: world, resumeFrom: resumeState)
+            // Said once the checkpoint has proved usable (a bad one gets its one error line alone).
+            if resumeState != nil && world.rank == 0 {
+                for option in ignoredOnResume {
+                    FileHandle.standardError.write(Data("warning: \(option) is ignored: a resumed run keeps its checkpoint's configuration (only --epochs may change it)\n".utf8))
+                }
+            }
             if case .preempted = try trainer.run() { Foundation.exit(Preemption.exitStatus) }
         }
     }
