@@ -39,12 +39,15 @@ let package = Package(
         .target(name: "CDlibDetector",
                 linkerSettings: [.linkedLibrary("dlib"), .linkedLibrary("lapack"), .linkedLibrary("blas"), .linkedLibrary("m")]),
         .target(name: "FaceData", dependencies: ["CPNG", "CTurboJPEG", "CDlibDetector"], swiftSettings: fast),
+        // The file formats: safetensors, zstd frames, checkpoint files and paths, state dicts
+        // (PyTorch names). Knows the engine's parameter store, not the trainer.
+        .target(name: "Checkpoints", dependencies: ["SwiftMPI", "Engine", "CZstd"], swiftSettings: fast),
         .target(name: "Training", dependencies: [
-            "SwiftMPI", "Engine", "Models", "FaceData", "CZstd",
+            "SwiftMPI", "Engine", "Models", "FaceData", "Checkpoints",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         .executableTarget(name: "fkp", dependencies: [
-            "Training", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
+            "Training", "Checkpoints", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: lang),
@@ -55,10 +58,10 @@ let package = Package(
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Training", "TestSupport"],
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Training", "Checkpoints", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Engine", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine", "TestSupport"], swiftSettings: lang),
     ],
     cxxLanguageStandard: .cxx17
 )

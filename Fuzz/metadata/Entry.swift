@@ -1,4 +1,5 @@
 import Foundation
+import Checkpoints
 import Training
 
 /// libFuzzer target `metadata` (Scripts/fuzz metadata): the checkpoint metadata reader that eval,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Engine
 import FaceData
 import Foundation

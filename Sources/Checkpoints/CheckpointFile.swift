@@ -8,6 +8,7 @@ public enum CheckpointFile {
         public let path: String
         public let message: String
         public var description: String { "\(path): \(message)" }
+        public init(path: String, message: String) { self.path = path; self.message = message }
     }
 
     public static let suffix = ".safetensors.zst"
