@@ -33,3 +33,22 @@ const char *fkp_kernels_isa(void);
 /// Runs the named version from now on ("avx512", "avx2", "generic"); 0 when this CPU cannot run it.
 /// For tests, which check every version this CPU supports against the reference.
 int fkp_kernels_use(const char *name);
+
+/// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)), one H×W plane
+/// of one channel and image per call; stride 1 or 2, output Ho×Wo with Ho = (H − 1)/stride + 1,
+/// Wo = (W − 1)/stride + 1. `w9`: the channel's 3×3 weights, row-major. `scratch`: at least
+/// FKP_DEPTHWISE_SCRATCH(H, W) floats, used for a zero-bordered copy of the plane.
+#define FKP_DEPTHWISE_SCRATCH(h, w) (((h) + 2) * ((w) + 2))
+
+/// y[i][j] = bias + Σ_{a,b} w9[3a + b] · x[s·i + a − 1][s·j + b − 1] (x is 0 outside the plane).
+void fkp_depthwise3x3_forward(const float *x, long height, long width, int stride, const float *w9, float bias,
+                              float *y, float *scratch);
+
+/// dx (H×W, overwritten) = the gradient of the forward's input for the output gradient dy (Ho×Wo).
+void fkp_depthwise3x3_input_gradient(const float *dy, long height, long width, int stride, const float *w9,
+                                     float *dx, float *scratch);
+
+/// sums9[t] = Σ_{i,j} dy[i][j] · x[s·i + t/3 − 1][s·j + t%3 − 1]: this plane's part of the weight
+/// gradient (overwritten, not added; the caller adds the planes of a channel in image order).
+void fkp_depthwise3x3_weight_gradient(const float *x, const float *dy, long height, long width, int stride,
+                                      float *sums9, float *scratch);

@@ -1,0 +1,100 @@
+import Engine
+import TestSupport
+import XCTest
+
+/// DepthwiseConv2d (and ReLU6) against PyTorch (Fixtures/depthwise.json, Scripts/make_layer_fixtures.py):
+/// every kernel version this CPU runs, a finite-difference check, and the same bits on 1 and 3 threads.
+final class DepthwiseConv2dTests: XCTestCase {
+    override func tearDown() { Parallel.setThreads(1) }
+
+    /// Runs `body` once per kernel version this CPU supports ("avx512", "avx2", "generic"), then
+    /// goes back to the best one.
+    private func forEachInstructionSet(_ body: (String) -> Void) {
+        let best = DirectConv3x3.instructionSet
+        defer { DirectConv3x3.useInstructionSet(best) }
+        for isa in ["avx512", "avx2", "generic"] where DirectConv3x3.useInstructionSet(isa) { body(isa) }
+    }
+
+    /// Forward, input gradient, weight and bias gradients and the printed repr, for stride 1 and
+    /// 2, odd sizes, a 1-row image and rows wider than the weight-gradient lanes.
+    func testMatchesPyTorch() {
+        let cases = Fixtures.load("depthwise")
+        forEachInstructionSet { isa in
+            for f in cases where f.string("kind") == "depthwise" {
+                let store = ParameterStore()
+                let bias = f.bool("bias")
+                let layer = DepthwiseConv2d(store, "m", f.int("channels"), stride: f.int("stride"), bias: bias, rng: .init(seed: 1))
+                store.allocate()
+                XCTAssertEqual(layer.typeDescription, f.string("repr"))
+                XCTAssertEqual(store.info(named: "m.weight")?.shape, f.shape("weight"))
+                store.set("m.weight", f.array("weight"))
+                if bias { store.set("m.bias", f.array("bias")) }
+                let ctx = Context()
+                let y = layer.forward(f.tensor("x"), ctx)
+                XCTAssertEqual(y.shape, f.shape("y"), f.name)
+                Fixtures.assertClose(Layout.nchwArray(y), f.array("y"), "\(isa) \(f.name).y")
+                Fixtures.assertClose(Layout.nchwArray(layer.backward(f.tensor("dy"), ctx)), f.array("dx"), "\(isa) \(f.name).dx")
+                Fixtures.assertClose(store.gradArray(named: "m.weight")!, f.array("weight_grad"), "\(isa) \(f.name).weight_grad")
+                if bias { Fixtures.assertClose(store.gradArray(named: "m.bias")!, f.array("bias_grad"), "\(isa) \(f.name).bias_grad") }
+            }
+        }
+    }
+
+    func testReLU6MatchesPyTorch() {
+        for f in Fixtures.load("depthwise") where f.string("kind") == "relu6" {
+            let relu6 = ReLU6(inplace: true)
+            XCTAssertEqual(relu6.typeDescription, f.string("repr"))
+            let ctx = Context()
+            let y = relu6.forward(f.tensor("x"), ctx)
+            XCTAssertTrue(y.toArray().contains(0) && y.toArray().contains(6), "the fixture must clamp on both sides")
+            Fixtures.assertClose(Layout.nchwArray(y), f.array("y"), "\(f.name).y", tolerance: 0)
+            Fixtures.assertClose(Layout.nchwArray(relu6.backward(f.tensor("dy"), ctx)), f.array("dx"), "\(f.name).dx", tolerance: 0)
+        }
+    }
+
+    func testGradientsMatchFiniteDifferences() {
+        forEachInstructionSet { isa in
+            for (s, bias, shape) in [(1, true, [2, 3, 6, 7]), (2, false, [2, 3, 7, 6]), (2, true, [1, 2, 9, 35])] {
+                let store = ParameterStore()
+                let layer = DepthwiseConv2d(store, "c", shape[1], stride: s, bias: bias, rng: .init(seed: 2))
+                store.allocate()
+                let result = GradCheck.check(layer, store: store, input: GradCheck.randomTensor(shape, seed: 4), ctx: Context())
+                XCTAssertLessThan(result.maxInputError, 1e-2, "\(isa) s\(s) \(shape): \(result)")
+                XCTAssertLessThan(result.maxParameterError, 1e-2, "\(isa) s\(s) \(shape): \(result)")
+            }
+        }
+    }
+
+    /// Output, input gradient and parameter gradients are the same bits on 1 and 3 threads (a
+    /// shape large enough to be split into pieces), for stride 1 and 2.
+    func testSameBitsOnOneAndThreeThreads() {
+        for s in [1, 2] {
+            var results: [[Float]] = []
+            for threads in [1, 3] {
+                Parallel.setThreads(threads)
+                let shape = [5, 12, 30, 41]
+                let store = ParameterStore()
+                let layer = DepthwiseConv2d(store, "c", shape[1], stride: s, rng: .init(seed: 5))
+                store.allocate()
+                let ctx = Context()
+                let y = layer.forward(GradCheck.randomTensor(shape, seed: 6), ctx)
+                let dx = layer.backward(GradCheck.randomTensor(y.shape, seed: 7), ctx)
+                results.append(y.toArray() + dx.toArray() + Array(store.grads))
+            }
+            XCTAssertEqual(results[0], results[1], "stride \(s): the same bits on 1 and 3 threads")
+        }
+    }
+
+    func testMacsAndParameters() {
+        let store = ParameterStore()
+        let layer = DepthwiseConv2d(store, "dw", 32, stride: 2, bias: false, rng: .init(seed: 1))
+        store.allocate()
+        XCTAssertEqual(layer.typeDescription, "Conv2d(32, 32, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), groups=32, bias=False)")
+        XCTAssertEqual(store.parameterCount, 32 * 9)
+        XCTAssertEqual(layer.macs(height: 112, width: 111), 32 * 56 * 56 * 9)
+        // PyTorch's default init: U(±1/√9).
+        let w = store.array(named: "dw.weight")!
+        XCTAssertLessThanOrEqual(w.map(abs).max()!, 1 / 3)
+        XCTAssertGreaterThan(w.map(abs).max()!, 0.9 / 3)
+    }
+}
