@@ -73,7 +73,7 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         input = ctx.training ? x : nil
         let (src, dst, weights) = (x.data, output.data, store.value(weight))
         let b = bias.map { store.value($0) }
-        pieces(channels * n, work: channels * n * ho * wo * 9, scratchFloats: (h + 2) * (w + 2), ctx.workspace) { planes, scratch in
+        pieces(channels * n, work: channels * n * ho * wo * 9, scratchFloats: fkp_depthwise3x3_scratch(h, w), ctx.workspace) { planes, scratch in
             for p in planes {
                 let c = p / n
                 fkp_depthwise3x3_forward(src + p * h * w, h, w, Int32(s), weights + c * 9, b?[c] ?? 0,
@@ -90,7 +90,7 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         let (n, h, w, s) = (x.n, x.h, x.w, stride)
         checkShape(dy.count == channels * n * ho * wo, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
         let (src, g) = (x.data, dy.data)
-        let plane = ho * wo, scratchFloats = (h + 2) * (w + 2)
+        let plane = ho * wo, scratchFloats = fkp_depthwise3x3_scratch(h, w)
         if let bias {
             let db = store.grad(bias), m = n * plane
             Parallel.chunks(channels, work: channels * m) { start, end in
@@ -101,16 +101,19 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
             }
         }
         let dW = store.grad(weight)
-        pieces(channels, work: channels * n * plane * 9, scratchFloats: scratchFloats, ctx.workspace) { range, scratch in
-            for c in range {
-                var total = [Double](repeating: 0, count: 9)
-                var sums = [Float](repeating: 0, count: 9)
-                for image in 0 ..< n {
-                    let p = c * n + image
-                    fkp_depthwise3x3_weight_gradient(src + p * h * w, g + p * plane, h, w, Int32(s), &sums, scratch)
-                    for t in 0 ..< 9 { total[t] += Double(sums[t]) }
+        pieces(channels, work: channels * n * plane * 9, scratchFloats: scratchFloats + 9, ctx.workspace) { range, scratch in
+            // A plane's nine sums follow the kernel's scratch; the totals are on the stack (no allocation per channel).
+            let sums = scratch + scratchFloats
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 9) { total in
+                for c in range {
+                    total.initialize(repeating: 0)
+                    for image in 0 ..< n {
+                        let p = c * n + image
+                        fkp_depthwise3x3_weight_gradient(src + p * h * w, g + p * plane, h, w, Int32(s), sums, scratch)
+                        for t in 0 ..< 9 { total[t] += Double(sums[t]) }
+                    }
+                    for t in 0 ..< 9 { dW[c * 9 + t] += Float(total[t]) }
                 }
-                for t in 0 ..< 9 { dW[c * 9 + t] += Float(total[t]) }
             }
         }
         guard computesInputGradient else { return gradInput }

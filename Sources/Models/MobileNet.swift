@@ -110,8 +110,8 @@ final class InvertedResidual: Module {
         let i = layers.count
         layers.append(NamedSequential("Conv2dNormActivation", [
             ("0", b.depthwise("\(name).conv.\(i).0", hidden, stride: stride)),
-            ("1", b.bn("\(name).conv.\(i).1", hidden)),
-            ("2", ReLU6(inplace: true)),
+            ("1", BatchNorm2d(b.store, "\(name).conv.\(i).1", hidden, fusedReLU6: true)),
+            ("2", ReLU6(inplace: true, fusedIntoPrevious: true)),
         ]))
         layers.append(b.conv("\(name).conv.\(i + 1)", hidden, oup, kernel: 1, stride: 1, padding: 0))
         layers.append(b.bn("\(name).conv.\(i + 2)", oup))
@@ -136,12 +136,13 @@ final class InvertedResidual: Module {
 }
 
 /// torchvision's Conv2dNormActivation as MobileNetV2 uses it: bias-free convolution (padding
-/// (k − 1)/2), BatchNorm2d, ReLU6.
+/// (k − 1)/2), BatchNorm2d, ReLU6 (fused into the BatchNorm: one pass over the activations less
+/// forward and backward; the module stays for the printed summary).
 private func convNormActivation(_ b: ConvBuilder, _ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int) -> Module {
     NamedSequential("Conv2dNormActivation", [
         ("0", b.conv("\(name).0", inC, outC, kernel: kernel, stride: stride, padding: (kernel - 1) / 2)),
-        ("1", b.bn("\(name).1", outC)),
-        ("2", ReLU6(inplace: true)),
+        ("1", BatchNorm2d(b.store, "\(name).1", outC, fusedReLU6: true)),
+        ("2", ReLU6(inplace: true, fusedIntoPrevious: true)),
     ])
 }
 

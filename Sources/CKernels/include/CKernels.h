@@ -37,8 +37,8 @@ int fkp_kernels_use(const char *name);
 /// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)), one H×W plane
 /// of one channel and image per call; stride 1 or 2, output Ho×Wo with Ho = (H − 1)/stride + 1,
 /// Wo = (W − 1)/stride + 1. `w9`: the channel's 3×3 weights, row-major. `scratch`: at least
-/// FKP_DEPTHWISE_SCRATCH(H, W) floats, used for a zero-bordered copy of the plane.
-#define FKP_DEPTHWISE_SCRATCH(h, w) (((h) + 2) * ((w) + 2))
+/// fkp_depthwise3x3_scratch(H, W) floats (zero-bordered copies of the plane, one output grid).
+long fkp_depthwise3x3_scratch(long height, long width);
 
 /// y[i][j] = bias + Σ_{a,b} w9[3a + b] · x[s·i + a − 1][s·j + b − 1] (x is 0 outside the plane).
 void fkp_depthwise3x3_forward(const float *x, long height, long width, int stride, const float *w9, float bias,
