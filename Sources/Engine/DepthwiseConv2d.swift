@@ -8,12 +8,12 @@ import CKernels
 /// a 9-row column matrix per channel for a 9-long dot product): the C kernels (depthwise3x3.c)
 /// work plane by plane on a zero-bordered copy that stays in cache.
 ///
-///   forward:          y[c, n] = x̂[c, n] ⋆ W[c] (+ b[c])                  one piece of work per plane
-///   input gradient:   dx[c, n] = spread(dy[c, n]) ⋆ rot180(W[c])          one piece of work per plane
-///   weight gradient:  dW[c, t] += Σ_n (Σ_q dy[c, n](q) · x̂[c, n](s·q + tapₜ))   one piece per channel
+///   forward:          y[c, n] = x̂[c, n] ⋆ W[c] (+ b[c])                 pieces: runs of images of a channel
+///   input gradient:   dx[c, n] = dy[c, n] spread ⋆ rot180(W[c])          pieces: runs of images of a channel
+///   weight gradient:  dW[c, t] += Σ_n Σ_q dy[c, n](q) · x̂[c, n](s·q + tapₜ)   pieces: channels
 ///
-/// The planes of a channel's weight gradient are added in image order (in Double), and every other
-/// element is one sum of its own, so the bits do not depend on the thread count.
+/// A channel's weight gradient adds its runs' sums in order (in Double), and every other element is
+/// one sum of its own, so the bits do not depend on the thread count.
 public final class DepthwiseConv2d: Module, InputGradientOptional {
     public let channels, stride: Int
     public let kernel = 3, padding = 1
@@ -54,8 +54,22 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         return ((x.h - 1) / stride + 1, (x.w - 1) / stride + 1)
     }
 
+    /// The kernels take runs of images of one channel (a tall stack, see depthwise3x3.c): a fixed
+    /// number per run for the plane size, so the runs, and every sum, follow the shape alone.
+    private struct Runs {
+        let images, perRun, count, scratchFloats: Int
+        init(batch n: Int, height h: Int, width w: Int, stride s: Int) {
+            images = n
+            perRun = min(n, fkp_depthwise3x3_images_per_call(h, w, Int32(s)))
+            count = (n + perRun - 1) / perRun
+            scratchFloats = fkp_depthwise3x3_scratch(perRun, h, w, Int32(s))
+        }
+        /// The images of run r: (first, count).
+        func run(_ r: Int) -> (Int, Int) { (r * perRun, min(perRun, images - r * perRun)) }
+    }
+
     /// Runs `body(range, scratch)` over disjoint ranges of 0..<count in parallel, each with its own
-    /// kernel scratch of `scratchFloats`. How the ranges fall changes no result (items are independent).
+    /// `scratchFloats` of scratch. How the ranges fall changes no result (items are independent).
     private func pieces(_ count: Int, work: Int, scratchFloats: Int, _ workspace: Workspace,
                         _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         let parts = min(count, 4 * Parallel.threads, max(1, work / Parallel.minimumWork))
@@ -73,10 +87,11 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         input = ctx.training ? x : nil
         let (src, dst, weights) = (x.data, output.data, store.value(weight))
         let b = bias.map { store.value($0) }
-        pieces(channels * n, work: channels * n * ho * wo * 9, scratchFloats: fkp_depthwise3x3_scratch(h, w), ctx.workspace) { planes, scratch in
-            for p in planes {
-                let c = p / n
-                fkp_depthwise3x3_forward(src + p * h * w, h, w, Int32(s), weights + c * 9, b?[c] ?? 0,
+        let runs = Runs(batch: n, height: h, width: w, stride: s)
+        pieces(channels * runs.count, work: channels * n * ho * wo * 9, scratchFloats: runs.scratchFloats, ctx.workspace) { items, scratch in
+            for item in items {
+                let c = item / runs.count, (first, count) = runs.run(item % runs.count), p = c * n + first
+                fkp_depthwise3x3_forward(src + p * h * w, count, h, w, Int32(s), weights + c * 9, b?[c] ?? 0,
                                          dst + p * ho * wo, scratch)
             }
         }
@@ -90,7 +105,7 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         let (n, h, w, s) = (x.n, x.h, x.w, stride)
         checkShape(dy.count == channels * n * ho * wo, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
         let (src, g) = (x.data, dy.data)
-        let plane = ho * wo, scratchFloats = fkp_depthwise3x3_scratch(h, w)
+        let plane = ho * wo, runs = Runs(batch: n, height: h, width: w, stride: s)
         if let bias {
             let db = store.grad(bias), m = n * plane
             Parallel.chunks(channels, work: channels * m) { start, end in
@@ -100,16 +115,17 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
                 }
             }
         }
-        let dW = store.grad(weight)
+        // Per channel, its runs in order, their sums added in Double.
+        let dW = store.grad(weight), scratchFloats = runs.scratchFloats
         pieces(channels, work: channels * n * plane * 9, scratchFloats: scratchFloats + 9, ctx.workspace) { range, scratch in
-            // A plane's nine sums follow the kernel's scratch; the totals are on the stack (no allocation per channel).
+            // A run's nine sums follow the kernel's scratch; the totals are on the stack (no allocation per channel).
             let sums = scratch + scratchFloats
             withUnsafeTemporaryAllocation(of: Double.self, capacity: 9) { total in
                 for c in range {
                     total.initialize(repeating: 0)
-                    for image in 0 ..< n {
-                        let p = c * n + image
-                        fkp_depthwise3x3_weight_gradient(src + p * h * w, g + p * plane, h, w, Int32(s), sums, scratch)
+                    for r in 0 ..< runs.count {
+                        let (first, count) = runs.run(r), p = c * n + first
+                        fkp_depthwise3x3_weight_gradient(src + p * h * w, g + p * plane, count, h, w, Int32(s), sums, scratch)
                         for t in 0 ..< 9 { total[t] += Double(sums[t]) }
                     }
                     for t in 0 ..< 9 { dW[c * 9 + t] += Float(total[t]) }
@@ -119,9 +135,10 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         guard computesInputGradient else { return gradInput }
         gradInput.resize(x.shape)
         let (dx, weights) = (gradInput.data, store.value(weight))
-        pieces(channels * n, work: channels * n * h * w * 9, scratchFloats: scratchFloats, ctx.workspace) { planes, scratch in
-            for p in planes {
-                fkp_depthwise3x3_input_gradient(g + p * plane, h, w, Int32(s), weights + (p / n) * 9, dx + p * h * w, scratch)
+        pieces(channels * runs.count, work: channels * n * h * w * 9, scratchFloats: scratchFloats, ctx.workspace) { items, scratch in
+            for item in items {
+                let c = item / runs.count, (first, count) = runs.run(item % runs.count), p = c * n + first
+                fkp_depthwise3x3_input_gradient(g + p * plane, count, h, w, Int32(s), weights + c * 9, dx + p * h * w, scratch)
             }
         }
         return gradInput

@@ -85,6 +85,37 @@ final class DepthwiseConv2dTests: XCTestCase {
         }
     }
 
+    /// The kernels take runs of several images of a channel (fkp_depthwise3x3_images_per_call):
+    /// batches that split into several runs, and a last shorter one, give the same output and input
+    /// gradient bits as one image at a time, and the same weight and bias gradients up to rounding.
+    func testRunsOfImagesMatchOneImageAtATime() {
+        for (shape, s) in [([9, 3, 30, 41], 1), ([9, 3, 30, 41], 2), ([3, 2, 60, 70], 1), ([300, 2, 4, 5], 2)] {
+            let store = ParameterStore()
+            let layer = DepthwiseConv2d(store, "c", shape[1], stride: s, rng: .init(seed: 9))
+            store.allocate()
+            let xAll = GradCheck.randomTensor(shape, seed: 10).toArray()   // NCHW: image n is one block
+            let ctx = Context()
+            let y = layer.forward(Layout.cnhwTensor(shape: shape, nchw: xAll), ctx)
+            let dyAll = GradCheck.randomTensor(y.shape, seed: 11).toArray()
+            let yAll = Layout.nchwArray(y)
+            let dxAll = Layout.nchwArray(layer.backward(Layout.cnhwTensor(shape: y.shape, nchw: dyAll), ctx))
+            let gradsAll = Array(store.grads)
+            store.zeroGrads()
+            var (yOne, dxOne): ([Float], [Float]) = ([], [])
+            let (inPlane, outPlane) = (shape[1] * shape[2] * shape[3], y.count / shape[0])
+            for image in 0 ..< shape[0] {
+                let one = [1] + shape.dropFirst()
+                yOne += layer.forward(Tensor(shape: one, values: Array(xAll[image * inPlane ..< (image + 1) * inPlane])), ctx).toArray()
+                let dy = Tensor(shape: [1] + y.shape.dropFirst(), values: Array(dyAll[image * outPlane ..< (image + 1) * outPlane]))
+                dxOne += layer.backward(dy, ctx).toArray()
+            }
+            XCTAssertEqual(yAll, yOne, "\(shape) s\(s): forward")
+            XCTAssertEqual(dxAll, dxOne, "\(shape) s\(s): input gradient")
+            let gradsOne = Array(store.grads)
+            XCTAssertLessThan(GradCheck.maxDifference(gradsAll, gradsOne) / gradsOne.map(abs).max()!, 1e-5, "\(shape) s\(s): dW, db")
+        }
+    }
+
     func testMacsAndParameters() {
         let store = ParameterStore()
         let layer = DepthwiseConv2d(store, "dw", 32, stride: 2, bias: false, rng: .init(seed: 1))

@@ -34,21 +34,24 @@ const char *fkp_kernels_isa(void);
 /// For tests, which check every version this CPU supports against the reference.
 int fkp_kernels_use(const char *name);
 
-/// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)), one H×W plane
-/// of one channel and image per call; stride 1 or 2, output Ho×Wo with Ho = (H − 1)/stride + 1,
-/// Wo = (W − 1)/stride + 1. `w9`: the channel's 3×3 weights, row-major. `scratch`: at least
-/// fkp_depthwise3x3_scratch(H, W) floats (zero-bordered copies of the plane, one output grid).
-long fkp_depthwise3x3_scratch(long height, long width);
+/// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)) of a run of
+/// `images` H×W planes of one channel, stored one after the other (CNHW: a channel's planes are
+/// contiguous); stride 1 or 2, output planes Ho×Wo with Ho = (H − 1)/stride + 1, Wo = (W − 1)/stride + 1,
+/// likewise contiguous. `w9`: the channel's 3×3 weights, row-major. `scratch`: at least
+/// fkp_depthwise3x3_scratch(images, H, W, stride) floats. Runs of at most
+/// fkp_depthwise3x3_images_per_call(H, W, stride) images keep the scratch in cache.
+long fkp_depthwise3x3_images_per_call(long height, long width, int stride);
+long fkp_depthwise3x3_scratch(long images, long height, long width, int stride);
 
-/// y[i][j] = bias + Σ_{a,b} w9[3a + b] · x[s·i + a − 1][s·j + b − 1] (x is 0 outside the plane).
-void fkp_depthwise3x3_forward(const float *x, long height, long width, int stride, const float *w9, float bias,
-                              float *y, float *scratch);
+/// y[n][i][j] = bias + Σ_{a,b} w9[3a + b] · x[n][s·i + a − 1][s·j + b − 1] (x is 0 outside the plane).
+void fkp_depthwise3x3_forward(const float *x, long images, long height, long width, int stride, const float *w9,
+                              float bias, float *y, float *scratch);
 
-/// dx (H×W, overwritten) = the gradient of the forward's input for the output gradient dy (Ho×Wo).
-void fkp_depthwise3x3_input_gradient(const float *dy, long height, long width, int stride, const float *w9,
-                                     float *dx, float *scratch);
+/// dx (images × H×W, overwritten) = the gradient of the forward's input for the output gradient dy.
+void fkp_depthwise3x3_input_gradient(const float *dy, long images, long height, long width, int stride,
+                                     const float *w9, float *dx, float *scratch);
 
-/// sums9[t] = Σ_{i,j} dy[i][j] · x[s·i + t/3 − 1][s·j + t%3 − 1]: this plane's part of the weight
-/// gradient (overwritten, not added; the caller adds the planes of a channel in image order).
-void fkp_depthwise3x3_weight_gradient(const float *x, const float *dy, long height, long width, int stride,
-                                      float *sums9, float *scratch);
+/// sums9[t] = Σ_{n,i,j} dy[n][i][j] · x[n][s·i + t/3 − 1][s·j + t%3 − 1]: the run's part of the
+/// channel's weight gradient (overwritten, not added), summed in a fixed order for a given run.
+void fkp_depthwise3x3_weight_gradient(const float *x, const float *dy, long images, long height, long width,
+                                      int stride, float *sums9, float *scratch);
