@@ -42,7 +42,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Square input size (default: the model's standard input).")
     var inputSize: Int?
 
-    @Option(help: "Model width (U-Net base width, ResNet stem width; default: the model's).")
+    @Option(help: "Model width (U-Net base width, ResNet or MobileNet stem width; default: the model's).")
     var width: Int?
 
     @Flag(help: "Time forward passes only (evaluation mode, no backward or optimizer).")
