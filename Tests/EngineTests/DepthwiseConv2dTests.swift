@@ -116,6 +116,63 @@ final class DepthwiseConv2dTests: XCTestCase {
         }
     }
 
+    /// Heights 1…9 and widths 1…33 (one-row images, odd and even sides, rows past the kernels'
+    /// eight-float shuffles, both strides) against direct loops over NCHW data, for every kernel
+    /// version: forward, input gradient, weight and bias gradients.
+    func testAllSmallSizesMatchDirectLoops() {
+        forEachInstructionSet { isa in checkSmallSizes(isa) }
+    }
+
+    private func checkSmallSizes(_ isa: String) {
+        for s in [1, 2] {
+            for h in 1 ... 9 {
+                for w in [1, 2, 3, 5, 8, 10, 17, 33] {
+                    let (n, c) = (3, 2), (ho, wo) = ((h - 1) / s + 1, (w - 1) / s + 1)
+                    let store = ParameterStore()
+                    let layer = DepthwiseConv2d(store, "c", c, stride: s, rng: .init(seed: 12))
+                    store.allocate()
+                    let x = GradCheck.randomTensor([n, c, h, w], seed: 13).toArray()
+                    let dy = GradCheck.randomTensor([n, c, ho, wo], seed: 14).toArray()
+                    let weight = store.array(named: "c.weight")!, bias = store.array(named: "c.bias")!
+                    var (y, dx, dW, db) = ([Float](repeating: 0, count: dy.count), [Float](repeating: 0, count: x.count),
+                                           [Float](repeating: 0, count: 9 * c), [Float](repeating: 0, count: c))
+                    for image in 0 ..< n {
+                        for ch in 0 ..< c {
+                            let xp = (image * c + ch) * h * w, yp = (image * c + ch) * ho * wo
+                            for i in 0 ..< ho {
+                                for j in 0 ..< wo {
+                                    var sum = bias[ch]
+                                    let g = dy[yp + i * wo + j]
+                                    db[ch] += g
+                                    for a in 0 ..< 3 {
+                                        for b in 0 ..< 3 {
+                                            let (r, q) = (s * i + a - 1, s * j + b - 1)
+                                            guard r >= 0, r < h, q >= 0, q < w else { continue }
+                                            sum += weight[ch * 9 + 3 * a + b] * x[xp + r * w + q]
+                                            dx[xp + r * w + q] += weight[ch * 9 + 3 * a + b] * g
+                                            dW[ch * 9 + 3 * a + b] += x[xp + r * w + q] * g
+                                        }
+                                    }
+                                    y[yp + i * wo + j] = sum
+                                }
+                            }
+                        }
+                    }
+                    let ctx = Context()
+                    let got = Layout.nchwArray(layer.forward(Layout.cnhwTensor(shape: [n, c, h, w], nchw: x), ctx))
+                    let gotDx = Layout.nchwArray(layer.backward(Layout.cnhwTensor(shape: [n, c, ho, wo], nchw: dy), ctx))
+                    let label = "\(isa) \(h)×\(w) s\(s)"
+                    XCTAssertLessThan(GradCheck.maxDifference(got, y), 1e-5, "\(label) forward")
+                    XCTAssertLessThan(GradCheck.maxDifference(gotDx, dx), 1e-5, "\(label) dx")
+                    // Sums over up to 900 terms: relative to their size (the direct loops round too).
+                    let (scaleW, scaleB) = (max(1, dW.map(abs).max()!), max(1, db.map(abs).max()!))
+                    XCTAssertLessThan(GradCheck.maxDifference(store.gradArray(named: "c.weight")!, dW) / scaleW, 1e-5, "\(label) dW")
+                    XCTAssertLessThan(GradCheck.maxDifference(store.gradArray(named: "c.bias")!, db) / scaleB, 1e-5, "\(label) db")
+                }
+            }
+        }
+    }
+
     func testMacsAndParameters() {
         let store = ParameterStore()
         let layer = DepthwiseConv2d(store, "dw", 32, stride: 2, bias: false, rng: .init(seed: 1))
