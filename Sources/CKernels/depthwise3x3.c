@@ -162,45 +162,75 @@ static inline AI void forward_body(const float *x, long images, long h, long w, 
     ungrid(grid, s, s.ho, s.wo, y);
 }
 
+/// Σ_q d[q] · s[q] for q < n with LANES accumulators (position q goes to lane q mod LANES, in
+/// order), the lanes then added pairwise: a loop the compiler vectorises fully.
+static inline AI float dot_lanes(const float *restrict d, const float *restrict s, long n) {
+    float acc[LANES];
+    for (int l = 0; l < LANES; l++) acc[l] = 0;
+    long whole = n - n % LANES;
+    for (long q0 = 0; q0 < whole; q0 += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += d[q0 + l] * s[q0 + l];
+    for (long q = whole; q < n; q++) acc[q - whole] += d[q] * s[q];
+    for (int width = LANES / 2; width > 0; width /= 2)
+        for (int l = 0; l < width; l++) acc[l] += acc[l + width];
+    return acc[0];
+}
+
+// Backward, both gradients from one layout of dy.
+//
+// Weight gradient: dW[t] = Σ_q dy(q) · (the input tap t reads at q): dy on the forward's grid (zero
+// at the junk rows and columns, so they add nothing) against the forward's nine sources, one tap at
+// a time (the grid stays in cache across the nine passes).
+//
 // Input gradient, dx[i'][j'] = Σ_{a,c} W[a][c] · dy[(i' + 1 − a)/s][(j' + 1 − c)/s] over the terms
 // whose indices are whole and inside dy.
-//   stride 1: the forward loop on the bordered dy with the weights turned 180°.
+//   stride 1: the forward loop on the tall bordered dy with the weights turned 180°. That bordered
+//   dy, from its element (1, 1) on, is also dy on the forward's grid (its borders are the junk).
 //   stride 2: per parity (pi, pj) of (i', j') = (2m + pi, 2n + pj) only the taps with a ≡ pi + 1 and
 //   c ≡ pj + 1 (mod 2) contribute: 1, 2, 2 and 4 of them (9 products per 4 outputs, not 36). Each
-//   parity is a loop over the tall grid of dy (a zero row below each image and a zero column,
-//   row stride Wo + 1) at offsets 0 or 1 in each direction; dx rows interleave two parities.
-static inline AI void input_gradient_body(const float *dy, long images, long h, long w, int stride, const float *w9,
-                                          float *dx, float *scratch) {
+//   parity is a loop over dy on the forward's grid (which has a zero row below each image and a zero
+//   column) at offsets 0 or 1 in each direction; dx rows interleave two parities.
+static inline AI void backward_body(const float *x, const float *dy, long images, long h, long w, int stride,
+                                    const float *w9, float *dx, float *sums9, float *scratch) {
+    Shape s = stride == 1 ? shape_of(images, h, w, 1) : shape_of(images, h, w, 2);
+    long G = s.G, n = s.rows * G;
+    const float *src[9];
+    float *next = scratch + tap_sources(x, s, scratch, src);
     if (stride == 1) {
-        Shape s = shape_of(images, h, w, 1);
-        const float *src[9];
+        float *bordered = next, *grid = next + tall_size(s);
+        tall_border(dy, s, bordered);
+        for (int t = 0; t < 9; t++) sums9[t] = dot_lanes(bordered + G + 1, src[t], n);
+        if (!dx) return;
+        const float *dySrc[9];
         float flipped[9];
-        for (int t = 0; t < 9; t++) flipped[t] = w9[8 - t];
-        float *grid = scratch + tap_sources(dy, s, scratch, src);
-        taps(src, flipped, 9, 0, grid, s.rows * s.G);
+        for (int t = 0; t < 9; t++) {
+            dySrc[t] = bordered + (t / 3) * G + t % 3;
+            flipped[t] = w9[8 - t];
+        }
+        taps(dySrc, flipped, 9, 0, grid, n);
         ungrid(grid, s, h, w, dx);
         return;
     }
-    Shape s = shape_of(images, h, w, 2);
-    long G = s.G, n = s.rows * G;
-    float *padded = scratch, *grids = scratch + parity_size(s);   // then 4 grids of rows·G
-    grid_rows(dy, s, padded, s.rows + 1);
-    fill_zero(padded + (s.rows + 1) * G, SLACK);
+    float *d = next, *grids = next + parity_size(s);   // then 4 grids of rows·G
+    grid_rows(dy, s, d, s.rows + 1);
+    fill_zero(d + (s.rows + 1) * G, SLACK);
+    for (int t = 0; t < 9; t++) sums9[t] = dot_lanes(d, src[t], n);
+    if (!dx) return;
     for (int pi = 0; pi < 2; pi++)
         for (int pj = 0; pj < 2; pj++) {
-            const float *src[4];
+            const float *dySrc[4];
             float weights[4];
             int k = 0;
             for (int a = 1 - pi; a < 3; a += 2)
                 for (int c = 1 - pj; c < 3; c += 2) {
-                    src[k] = padded + (pi + 1 - a) / 2 * G + (pj + 1 - c) / 2;
+                    dySrc[k] = d + (pi + 1 - a) / 2 * G + (pj + 1 - c) / 2;
                     weights[k++] = w9[3 * a + c];
                 }
             float *grid = grids + (2 * pi + pj) * n;
             switch (k) {
-            case 1: taps(src, weights, 1, 0, grid, n); break;
-            case 2: taps(src, weights, 2, 0, grid, n); break;
-            default: taps(src, weights, 4, 0, grid, n); break;
+            case 1: taps(dySrc, weights, 1, 0, grid, n); break;
+            case 2: taps(dySrc, weights, 2, 0, grid, n); break;
+            default: taps(dySrc, weights, 4, 0, grid, n); break;
             }
         }
     // Row i' = 2m + pi of an image interleaves the grids (pi, 0) and (pi, 1): even and odd columns.
@@ -219,44 +249,14 @@ static inline AI void input_gradient_body(const float *dy, long images, long h, 
         }
 }
 
-/// Σ_q d[q] · s[q] for q < n with LANES accumulators (position q goes to lane q mod LANES, in
-/// order), the lanes then added pairwise: a loop the compiler vectorises fully.
-static inline AI float dot_lanes(const float *restrict d, const float *restrict s, long n) {
-    float acc[LANES];
-    for (int l = 0; l < LANES; l++) acc[l] = 0;
-    long whole = n - n % LANES;
-    for (long q0 = 0; q0 < whole; q0 += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += d[q0 + l] * s[q0 + l];
-    for (long q = whole; q < n; q++) acc[q - whole] += d[q] * s[q];
-    for (int width = LANES / 2; width > 0; width /= 2)
-        for (int l = 0; l < width; l++) acc[l] += acc[l + width];
-    return acc[0];
-}
-
-// Weight gradient: dW[t] = Σ_q dy(q) · (the input tap t reads at q): dy laid out on the forward's
-// grid (zero at the junk rows and columns, so they add nothing) against the same nine sources, one
-// tap at a time (the grid stays in cache across the nine passes).
-static inline AI void weight_gradient_body(const float *x, const float *dy, long images, long h, long w, int stride,
-                                           float *sums9, float *scratch) {
-    Shape s = stride == 1 ? shape_of(images, h, w, 1) : shape_of(images, h, w, 2);
-    const float *src[9];
-    float *d = scratch + tap_sources(x, s, scratch, src);
-    grid_rows(dy, s, d, s.rows);
-    for (int t = 0; t < 9; t++) sums9[t] = dot_lanes(d, src[t], s.rows * s.G);
-}
-
 #define DEFINE_VERSIONS(SUFFIX, TARGET)                                                                          \
     TARGET static void forward_##SUFFIX(const float *x, long images, long h, long w, int stride, const float *w9, \
                                         float bias, float *y, float *scratch) {                                  \
         forward_body(x, images, h, w, stride, w9, bias, y, scratch);                                             \
     }                                                                                                            \
-    TARGET static void input_gradient_##SUFFIX(const float *dy, long images, long h, long w, int stride,         \
-                                               const float *w9, float *dx, float *scratch) {                     \
-        input_gradient_body(dy, images, h, w, stride, w9, dx, scratch);                                          \
-    }                                                                                                            \
-    TARGET static void weight_gradient_##SUFFIX(const float *x, const float *dy, long images, long h, long w,    \
-                                                int stride, float *sums9, float *scratch) {                      \
-        weight_gradient_body(x, dy, images, h, w, stride, sums9, scratch);                                       \
+    TARGET static void backward_##SUFFIX(const float *x, const float *dy, long images, long h, long w,           \
+                                         int stride, const float *w9, float *dx, float *sums9, float *scratch) { \
+        backward_body(x, dy, images, h, w, stride, w9, dx, sums9, scratch);                                      \
     }
 
 #ifdef FKP_X86
@@ -265,19 +265,16 @@ DEFINE_VERSIONS(avx2, AVX2)
 #else
 #define forward_avx512 forward_generic
 #define forward_avx2 forward_generic
-#define input_gradient_avx512 input_gradient_generic
-#define input_gradient_avx2 input_gradient_generic
-#define weight_gradient_avx512 weight_gradient_generic
-#define weight_gradient_avx2 weight_gradient_generic
+#define backward_avx512 backward_generic
+#define backward_avx2 backward_generic
 #endif
 DEFINE_VERSIONS(generic, )
 
 long fkp_depthwise3x3_scratch(long images, long height, long width, int stride) {
     Shape s = shape_of(images, height, width, stride);
     long grid = s.rows * s.G;
-    if (stride == 1) return tall_size(s) + grid;
-    long sources = 4 * parity_size(s) + grid, spread = parity_size(s) + 4 * grid;
-    return sources > spread ? sources : spread;
+    if (stride == 1) return 2 * tall_size(s) + grid;   // bordered x, bordered dy, a grid
+    return 4 * parity_size(s) + parity_size(s) + 4 * grid;   // x's parity planes, dy's grid, 4 grids
 }
 
 long fkp_depthwise3x3_images_per_call(long height, long width, int stride) {
@@ -295,20 +292,11 @@ void fkp_depthwise3x3_forward(const float *x, long images, long height, long wid
     }
 }
 
-void fkp_depthwise3x3_input_gradient(const float *dy, long images, long height, long width, int stride,
-                                     const float *w9, float *dx, float *scratch) {
+void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
+                               const float *w9, float *dx, float *sums9, float *scratch) {
     switch (fkp_current_isa()) {
-    case ISA_AVX512: input_gradient_avx512(dy, images, height, width, stride, w9, dx, scratch); break;
-    case ISA_AVX2: input_gradient_avx2(dy, images, height, width, stride, w9, dx, scratch); break;
-    default: input_gradient_generic(dy, images, height, width, stride, w9, dx, scratch); break;
-    }
-}
-
-void fkp_depthwise3x3_weight_gradient(const float *x, const float *dy, long images, long height, long width,
-                                      int stride, float *sums9, float *scratch) {
-    switch (fkp_current_isa()) {
-    case ISA_AVX512: weight_gradient_avx512(x, dy, images, height, width, stride, sums9, scratch); break;
-    case ISA_AVX2: weight_gradient_avx2(x, dy, images, height, width, stride, sums9, scratch); break;
-    default: weight_gradient_generic(x, dy, images, height, width, stride, sums9, scratch); break;
+    case ISA_AVX512: backward_avx512(x, dy, images, height, width, stride, w9, dx, sums9, scratch); break;
+    case ISA_AVX2: backward_avx2(x, dy, images, height, width, stride, w9, dx, sums9, scratch); break;
+    default: backward_generic(x, dy, images, height, width, stride, w9, dx, sums9, scratch); break;
     }
 }

@@ -9,8 +9,8 @@ import CKernels
 /// work plane by plane on a zero-bordered copy that stays in cache.
 ///
 ///   forward:          y[c, n] = x̂[c, n] ⋆ W[c] (+ b[c])                 pieces: runs of images of a channel
-///   input gradient:   dx[c, n] = dy[c, n] spread ⋆ rot180(W[c])          pieces: runs of images of a channel
-///   weight gradient:  dW[c, t] += Σ_n Σ_q dy[c, n](q) · x̂[c, n](s·q + tapₜ)   pieces: channels
+///   input gradient:   dx[c, n] = dy[c, n] spread ⋆ rot180(W[c])          } one pass per run,
+///   weight gradient:  dW[c, t] += Σ_n Σ_q dy[c, n](q) · x̂[c, n](s·q + tapₜ)   } pieces: channels
 ///
 /// A channel's weight gradient adds its runs' sums in order (in Double), and every other element is
 /// one sum of its own, so the bits do not depend on the thread count.
@@ -115,9 +115,11 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
                 }
             }
         }
-        // Per channel, its runs in order, their sums added in Double.
-        let dW = store.grad(weight), scratchFloats = runs.scratchFloats
-        pieces(channels, work: channels * n * plane * 9, scratchFloats: scratchFloats + 9, ctx.workspace) { range, scratch in
+        // Per channel, its runs in order (one pass gives both gradients), their sums added in Double.
+        if computesInputGradient { gradInput.resize(x.shape) }
+        let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? gradInput.data : nil
+        let (weights, dW, scratchFloats) = (store.value(weight), store.grad(weight), runs.scratchFloats)
+        pieces(channels, work: 2 * channels * n * plane * 9, scratchFloats: scratchFloats + 9, ctx.workspace) { range, scratch in
             // A run's nine sums follow the kernel's scratch; the totals are on the stack (no allocation per channel).
             let sums = scratch + scratchFloats
             withUnsafeTemporaryAllocation(of: Double.self, capacity: 9) { total in
@@ -125,20 +127,12 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
                     total.initialize(repeating: 0)
                     for r in 0 ..< runs.count {
                         let (first, count) = runs.run(r), p = c * n + first
-                        fkp_depthwise3x3_weight_gradient(src + p * h * w, g + p * plane, count, h, w, Int32(s), sums, scratch)
+                        fkp_depthwise3x3_backward(src + p * h * w, g + p * plane, count, h, w, Int32(s), weights + c * 9,
+                                                  dx.map { $0 + p * h * w }, sums, scratch)
                         for t in 0 ..< 9 { total[t] += Double(sums[t]) }
                     }
                     for t in 0 ..< 9 { dW[c * 9 + t] += Float(total[t]) }
                 }
-            }
-        }
-        guard computesInputGradient else { return gradInput }
-        gradInput.resize(x.shape)
-        let (dx, weights) = (gradInput.data, store.value(weight))
-        pieces(channels * runs.count, work: channels * n * h * w * 9, scratchFloats: scratchFloats, ctx.workspace) { items, scratch in
-            for item in items {
-                let c = item / runs.count, (first, count) = runs.run(item % runs.count), p = c * n + first
-                fkp_depthwise3x3_input_gradient(g + p * plane, count, h, w, Int32(s), weights + c * 9, dx + p * h * w, scratch)
             }
         }
         return gradInput

@@ -173,6 +173,24 @@ final class DepthwiseConv2dTests: XCTestCase {
         }
     }
 
+    /// computesInputGradient = false (a first layer) leaves dx alone and gives the same parameter gradients.
+    func testParameterGradientsWithoutInputGradient() {
+        for s in [1, 2] {
+            var grads: [[Float]] = []
+            for inputGradient in [true, false] {
+                let store = ParameterStore()
+                let layer = DepthwiseConv2d(store, "c", 3, stride: s, rng: .init(seed: 15))
+                layer.computesInputGradient = inputGradient
+                store.allocate()
+                let ctx = Context()
+                let y = layer.forward(GradCheck.randomTensor([4, 3, 13, 19], seed: 16), ctx)
+                _ = layer.backward(GradCheck.randomTensor(y.shape, seed: 17), ctx)
+                grads.append(Array(store.grads))
+            }
+            XCTAssertEqual(grads[0], grads[1], "stride \(s)")
+        }
+    }
+
     func testMacsAndParameters() {
         let store = ParameterStore()
         let layer = DepthwiseConv2d(store, "dw", 32, stride: 2, bias: false, rng: .init(seed: 1))

@@ -47,11 +47,8 @@ long fkp_depthwise3x3_scratch(long images, long height, long width, int stride);
 void fkp_depthwise3x3_forward(const float *x, long images, long height, long width, int stride, const float *w9,
                               float bias, float *y, float *scratch);
 
-/// dx (images × H×W, overwritten) = the gradient of the forward's input for the output gradient dy.
-void fkp_depthwise3x3_input_gradient(const float *dy, long images, long height, long width, int stride,
-                                     const float *w9, float *dx, float *scratch);
-
-/// sums9[t] = Σ_{n,i,j} dy[n][i][j] · x[n][s·i + t/3 − 1][s·j + t%3 − 1]: the run's part of the
-/// channel's weight gradient (overwritten, not added), summed in a fixed order for a given run.
-void fkp_depthwise3x3_weight_gradient(const float *x, const float *dy, long images, long height, long width,
-                                      int stride, float *sums9, float *scratch);
+/// Both gradients for the output gradient dy: sums9[t] = Σ_{n,i,j} dy[n][i][j] · x[n][s·i + t/3 − 1][s·j + t%3 − 1],
+/// the run's part of the channel's weight gradient (overwritten, not added; summed in a fixed order
+/// for a given run), and, unless dx is NULL, dx (images × H×W, overwritten), the input gradient.
+void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
+                               const float *w9, float *dx, float *sums9, float *scratch);
