@@ -6,7 +6,7 @@ import CKernels
 ///
 /// Each channel only sees its own plane, so there is no GEMM to hand this to (im2col would build
 /// a 9-row column matrix per channel for a 9-long dot product): the C kernels (depthwise3x3.c)
-/// work plane by plane on a zero-bordered copy that stays in cache.
+/// take a run of one channel's images at a time, as zero-bordered copies that stay in cache.
 ///
 ///   forward:          y[c, n] = x̂[c, n] ⋆ W[c] (+ b[c])                 pieces: runs of images of a channel
 ///   input gradient:   dx[c, n] = dy[c, n] spread ⋆ rot180(W[c])          } one pass per run,
