@@ -5,7 +5,7 @@ Writes Tests/EngineTests/Fixtures/<family>.json: {"cases": [{"name", "config", "
 Tensors are PyTorch's (NCHW for images, state_dict layouts for parameters); values are float32
 printed with 9 significant digits (exact). Seeded, CPU, float32. Run from the repository root:
     python3 Scripts/make_layer_fixtures.py                      # every family
-    python3 Scripts/make_layer_fixtures.py coordinate_losses    # only the named families
+    python3 Scripts/make_layer_fixtures.py depthwise losses     # only the named families
 """
 import json
 import math
@@ -107,6 +107,29 @@ def convolutions():
                                                    "padding": p, "bias": bias},
                           x=x, weight=m.weight, **extra, y=y, dy=dy, dx=dx, **grads))
     write("convolution", cases)
+
+
+def depthwise():
+    """nn.Conv2d(C, C, 3, stride, padding=1, groups=C) and nn.ReLU6: odd and even sizes, stride 1
+    and 2, with and without bias, rows narrower and wider than the kernel's 16 weight-gradient lanes."""
+    cases = []
+    for n, c, h, w, s, bias in [(2, 3, 7, 9, 1, True), (2, 3, 7, 9, 2, False), (3, 5, 8, 6, 2, True),
+                                (1, 4, 5, 5, 1, False), (2, 6, 11, 4, 2, True), (2, 2, 1, 3, 2, False),
+                                (2, 2, 9, 37, 1, True), (1, 3, 6, 41, 2, False)]:
+        torch.manual_seed(8)
+        m = nn.Conv2d(c, c, 3, stride=s, padding=1, groups=c, bias=bias)
+        x = torch.randn(n, c, h, w)
+        params = [("weight", m.weight)] + ([("bias", m.bias)] if bias else [])
+        y, dy, dx, grads = forward_backward(m, x, params)
+        extra = {"bias": m.bias} if bias else {}
+        cases.append(case(f"depthwise_n{n}_c{c}_{h}x{w}_s{s}" + ("_bias" if bias else ""),
+                          {"kind": "depthwise", "channels": c, "stride": s, "bias": bias, "repr": repr(m)},
+                          x=x, weight=m.weight, **extra, y=y, dy=dy, dx=dx, **grads))
+    torch.manual_seed(9)
+    x = torch.randn(2, 3, 4, 5) * 5   # values on both sides of 0 and 6
+    y, dy, dx, _ = forward_backward(nn.ReLU6(), x, [])
+    cases.append(case("relu6", {"kind": "relu6", "repr": repr(nn.ReLU6(inplace=True))}, x=x, y=y, dy=dy, dx=dx))
+    write("depthwise", cases)
 
 
 def heatmaps(n, k, h, w, gen):
@@ -215,8 +238,8 @@ def schedules():
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
-    families = {"batchnorm2d": batchnorm, "pooling": pooling, "convolution": convolutions, "losses": losses,
-                "coordinate_losses": coordinate_losses, "optimizers": optimizers, "schedules": schedules}
+    families = {"batchnorm2d": batchnorm, "pooling": pooling, "convolution": convolutions, "depthwise": depthwise,
+                "losses": losses, "coordinate_losses": coordinate_losses, "optimizers": optimizers, "schedules": schedules}
     unknown = [name for name in sys.argv[1:] if name not in families]
     if unknown:
         sys.exit(f"unknown families {unknown}; known: {', '.join(families)}")

@@ -10,6 +10,8 @@ safetensors). For each model, in reduced sizes so that all fixtures stay under 2
                         metadata: the model config (name, outputs, height, width, base, batch, lr, ...)
   repr_<model>.txt      print(model) of the full-size default model, then "parameters: N"
 
+Arguments name the models to write (default: every one), e.g. `make_model_fixtures.py mobilenet-pfld`.
+
 The reference runs in float64 (weights drawn in float32, then widened), so the Swift float32 results
 are compared against exact-ish numbers. The same run in float32 PyTorch gives PyTorch's own rounding
 error per group (output, loss, grad, after), stored in the metadata as torch32_*: the tests allow
@@ -43,6 +45,7 @@ CASES = [
     ("resnet18", 6, 64, 64, 2, 2, 3),
     ("resnet50", 6, 64, 64, 2, 2, 1),
     ("unet", 4, 32, 32, 2, 2, 3),
+    ("mobilenet-pfld", 6, 96, 96, 2, 4, 3),
 ]
 LR, WD = 1e-3, 0.01
 
@@ -121,9 +124,13 @@ def write_repr(name):
 
 
 if __name__ == "__main__":
+    # Arguments: the models to write (default: all), e.g. `make_model_fixtures.py mobilenet-pfld`.
+    wanted = sys.argv[1:] or [case[0] for case in CASES]
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     for i, case in enumerate(CASES):
-        make_fixture(*case, seed=1000 + i)
-    for name in ["nosenet", "facenet", "resnet18", "resnet50", "unet"]:
-        write_repr(name)
+        if case[0] in wanted:
+            make_fixture(*case, seed=1000 + i)
+    for name in ["nosenet", "facenet", "resnet18", "resnet50", "unet", "mobilenet-pfld"]:
+        if name in wanted:
+            write_repr(name)

@@ -188,7 +188,83 @@ class UNet(nn.Module):
         ]))
 
 
-NAMES = ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet"]
+def make_divisible(v, divisor):
+    """torchvision's _make_divisible: the nearest multiple of divisor, at least divisor, never below 90 % of v."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """torchvision.ops.Conv2dNormActivation as MobileNetV2 uses it: conv (bias-free), BatchNorm, ReLU6."""
+
+    def __init__(self, inp, out, kernel_size=3, stride=1, groups=1):
+        super().__init__(nn.Conv2d(inp, out, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(out), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV2 block: 1x1 expand (when t > 1), 3x3 depthwise (with the stride), 1x1
+    linear projection; the input is added when the stride is 1 and the channels stay the same."""
+
+    def __init__(self, inp, oup, stride, expand_ratio):
+        super().__init__()
+        hidden = int(round(inp * expand_ratio))
+        self.use_res_connect = stride == 1 and inp == oup
+        layers = [Conv2dNormActivation(inp, hidden, kernel_size=1)] if expand_ratio != 1 else []
+        layers += [Conv2dNormActivation(hidden, hidden, stride=stride, groups=hidden),
+                   nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+# MobileNetV2's stages: expansion t, channels c (at width 32), blocks n, stride s of the first block.
+MOBILENET_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+class MobileNetPFLD(nn.Module):
+    """torchvision's MobileNetV2 features on a 1-channel input, scaled by width/32 (the stem width;
+    channels rounded to multiples of min(8, width), and the last 1x1 conv scaled too: 1280·width/32),
+    with a PFLD-style multi-scale head: the global averages of the last feature map at strides 8,
+    16 and 32 (features.6, .13, .18), concatenated, then one linear layer."""
+
+    TAPS = (6, 13, 18)
+
+    def __init__(self, outputs=136, width=8):
+        super().__init__()
+        divisor = min(8, width)
+        layers = [Conv2dNormActivation(1, width, stride=2)]
+        inp = width
+        for t, c, n, s in MOBILENET_STAGES:
+            out = make_divisible(c * width / 32, divisor)
+            for i in range(n):
+                layers.append(InvertedResidual(inp, out, s if i == 0 else 1, t))
+                inp = out
+        last = make_divisible(1280 * width / 32, divisor)
+        layers.append(Conv2dNormActivation(inp, last, kernel_size=1))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        tapped = sum(self.features[i].conv[-1].num_features if isinstance(self.features[i], InvertedResidual)
+                     else self.features[i][1].num_features for i in self.TAPS)
+        self.fc = nn.Linear(tapped, outputs)
+        for m in self.modules():  # torchvision's MobileNetV2 initialisation; fc keeps nn.Linear's default
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        pooled = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.TAPS:
+                pooled.append(torch.flatten(self.avgpool(x), 1))
+        return self.fc(torch.cat(pooled, 1))
+
+
+NAMES = ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet", "mobilenet-pfld"]
 
 
 def default_config(name, keypoints=None):
@@ -201,6 +277,8 @@ def default_config(name, keypoints=None):
         return dict(outputs=2 * (keypoints or 68), height=224, width=224, base=64)
     if name == "unet":
         return dict(outputs=keypoints or 68, height=224, width=224, base=32)
+    if name == "mobilenet-pfld":
+        return dict(outputs=2 * (keypoints or 68), height=112, width=112, base=8)
     raise ValueError(f"unknown model {name}")
 
 
@@ -217,6 +295,8 @@ def make(name, outputs, height, width, base=None):
         return ResNet(Bottleneck, [3, 4, 6, 3], outputs, base or 64)
     if name == "unet":
         return UNet(1, outputs, base or 32)
+    if name == "mobilenet-pfld":
+        return MobileNetPFLD(outputs, base or 8)
     raise ValueError(f"unknown model {name}")
 
 
@@ -227,7 +307,7 @@ def conv_macs(model, height, width):
     def hook(m, inp, out):
         nonlocal total
         if isinstance(m, nn.Conv2d):
-            total += out[0].numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            total += out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.ConvTranspose2d):
             total += inp[0][0].numel() * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):

@@ -1,6 +1,7 @@
 // Direct 3×3 convolution kernels (see CKernels.h). One body, three instruction sets: the body is
 // a macro expanded into functions with target attributes, dispatched once through cpuid.
 #include "CKernels.h"
+#include "isa.h"
 #include <string.h>
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));   // aligned(4): unaligned loads
@@ -76,12 +77,9 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
         }                                                                                                \
     }
 
-enum isa { ISA_UNKNOWN, ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 static enum isa chosen_isa = ISA_UNKNOWN;
 
-#if defined(__x86_64__) || defined(__i386__)
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
-#define AVX2 __attribute__((target("avx2,fma")))
+#ifdef FKP_X86
 DEFINE_FORWARD(forward_avx512, AVX512, v16, 16, 8, 3)
 DEFINE_FORWARD(forward_avx2, AVX2, v8, 8, 4, 3)
 DEFINE_WEIGHT_GRADIENT(weight_gradient_avx512, AVX512, v16, 16, 3)
@@ -105,7 +103,7 @@ static enum isa detect_isa(void) { return ISA_GENERIC; }
 DEFINE_FORWARD(forward_generic, , v8, 8, 4, 3)
 DEFINE_WEIGHT_GRADIENT(weight_gradient_generic, , v8, 8, 1)
 
-static enum isa current_isa(void) {
+enum isa fkp_current_isa(void) {
     enum isa isa = __atomic_load_n(&chosen_isa, __ATOMIC_RELAXED);
     if (isa == ISA_UNKNOWN) {   // every thread that gets here computes the same value
         isa = detect_isa();
@@ -123,7 +121,7 @@ int fkp_kernels_use(const char *name) {
 }
 
 const char *fkp_kernels_isa(void) {
-    switch (current_isa()) {
+    switch (fkp_current_isa()) {
     case ISA_AVX512: return "avx512";
     case ISA_AVX2: return "avx2";
     default: return "generic";
@@ -132,7 +130,7 @@ const char *fkp_kernels_isa(void) {
 
 void fkp_conv3x3_forward(const float *in, long inStride, int cin, const float *packed,
                          float *out, long outStride, long rowStride, long q0, long q1) {
-    switch (current_isa()) {
+    switch (fkp_current_isa()) {
     case ISA_AVX512: forward_avx512(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
     case ISA_AVX2: forward_avx2(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
     default: forward_generic(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
@@ -141,7 +139,7 @@ void fkp_conv3x3_forward(const float *in, long inStride, int cin, const float *p
 
 void fkp_conv3x3_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
                                  int images, long imageStride, float *dW, long dWStride, long rowStride, long q0, long q1) {
-    switch (current_isa()) {
+    switch (fkp_current_isa()) {
     case ISA_AVX512: weight_gradient_avx512(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
     case ISA_AVX2: weight_gradient_avx2(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
     default: weight_gradient_generic(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;

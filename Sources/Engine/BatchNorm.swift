@@ -11,10 +11,14 @@
 /// `fusedReLU`: ResNet and U-Net always follow BN with ReLU; fusing saves one pass over the
 /// activations forward and backward. Forward writes max(0, y); backward zeroes the gradient where
 /// the output is 0. Models print the separate `ReLU(..., fusedIntoPrevious: true)` module.
+/// `fusedReLU6`: the same with MobileNet's ReLU6, min(max(0, y), 6); the gradient is zeroed where
+/// the output is 0 or 6 (`ReLU6(..., fusedIntoPrevious: true)` prints it).
 public final class BatchNorm2d: Module {
     public let channels: Int
     public let eps, momentum: Float
     public let fusedReLU: Bool
+    /// The fused activation's upper clamp: 6 for ReLU6, +∞ for ReLU (and unused without one).
+    public let reluCap: Float
     public let weight, bias: ParameterRef
     public let runningMean, runningVar, numBatchesTracked: ParameterRef
     private let store: ParameterStore
@@ -25,8 +29,10 @@ public final class BatchNorm2d: Module {
     private var input: Tensor?
 
     public init(_ store: ParameterStore, _ name: String, _ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1,
-                fusedReLU: Bool = false) {
-        self.channels = channels; self.eps = eps; self.momentum = momentum; self.fusedReLU = fusedReLU
+                fusedReLU: Bool = false, fusedReLU6: Bool = false) {
+        self.channels = channels; self.eps = eps; self.momentum = momentum
+        self.fusedReLU = fusedReLU || fusedReLU6
+        reluCap = fusedReLU6 ? 6 : .infinity
         self.store = store
         weight = store.declare("\(name).weight", shape: [channels], kind: .weight, initialize: Initializer.constant(1))
         bias = store.declare("\(name).bias", shape: [channels], kind: .bias, initialize: Initializer.constant(0))
@@ -52,7 +58,7 @@ public final class BatchNorm2d: Module {
         let (gamma, beta) = (store.value(weight), store.value(bias))
         let (rMean, rVar) = (store.buffer(runningMean), store.buffer(runningVar))
         let (sMean, sInvStd) = (savedMean.data, savedInvStd.data)
-        let (eps, momentum, relu) = (eps, momentum, fusedReLU)
+        let (eps, momentum, relu, cap) = (eps, momentum, fusedReLU, reluCap)
         Parallel.chunks(channels, work: 3 * channels * m) { start, end in
             for c in start ..< end {
                 let xc = src + c * m, yc = dst + c * m
@@ -74,7 +80,9 @@ public final class BatchNorm2d: Module {
                 }
                 let scale = gamma[c] * invStd
                 let shift = beta[c] - mean * scale
-                if relu {
+                if relu && cap < .infinity {
+                    for i in 0 ..< m { yc[i] = min(max(xc[i] * scale + shift, 0), cap) }
+                } else if relu {
                     for i in 0 ..< m { yc[i] = max(xc[i] * scale + shift, 0) }
                 } else {
                     for i in 0 ..< m { yc[i] = xc[i] * scale + shift }
@@ -88,7 +96,7 @@ public final class BatchNorm2d: Module {
 
     // dy → dx with x̂ = (x − μ)·invStd, per channel over m = N·H·W values:
     //   dβ += Σ dy,  dγ += Σ dy·x̂,  dx = γ·invStd·(dy − Σdy/m − x̂·Σ(dy·x̂)/m)
-    // (with fusedReLU, dy is first zeroed where the output was clamped).
+    // (with fusedReLU, dy is first zeroed where the output was clamped: y = 0, or y = 6 for ReLU6).
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
         checkShape(dy.count == x.count, typeDescription, "gradient shape \(dy.shape) for output \(x.shape)")
@@ -98,19 +106,24 @@ public final class BatchNorm2d: Module {
         let gamma = store.value(weight)
         let (dGamma, dBeta) = (store.grad(weight), store.grad(bias))
         let (sMean, sInvStd) = (savedMean.data, savedInvStd.data)
-        let relu = fusedReLU
+        let (relu, cap) = (fusedReLU, reluCap)
         Parallel.chunks(channels, work: 4 * channels * m) { start, end in
             for c in start ..< end {
                 let xc = src + c * m, yc = y + c * m, gc = g + c * m, dxc = dx + c * m
                 let (mean, invStd) = (sMean[c], sInvStd[c])
-                let (sumDy, sumDyXhat) = gradientSums(gc, xc, relu ? yc : nil, mean, m)
+                let (sumDy, sumDyXhat) = gradientSums(gc, xc, relu ? yc : nil, cap, mean, m)
                 let dGammaC = Float(sumDyXhat) * invStd
                 dGamma[c] += dGammaC
                 dBeta[c] += Float(sumDy)
                 let k = gamma[c] * invStd
                 let a = Float(sumDy / Double(m))
                 let b = dGammaC / Float(m) * invStd   // multiplies (x − μ), i.e. x̂·Σ(dy·x̂)/m
-                if relu {
+                if relu && cap < .infinity {
+                    for i in 0 ..< m {
+                        let gi = gc[i]   // loaded unconditionally: a select, not a branch
+                        dxc[i] = k * ((insideClamps(yc[i], cap) ? gi : 0) - a - (xc[i] - mean) * b)
+                    }
+                } else if relu {
                     for i in 0 ..< m {
                         let gi = gc[i]   // loaded unconditionally: a select, not a branch
                         dxc[i] = k * ((yc[i] > 0 ? gi : 0) - a - (xc[i] - mean) * b)
@@ -124,10 +137,11 @@ public final class BatchNorm2d: Module {
     }
 }
 
-/// Σ dy and Σ dy·(x − μ) over one channel, dy zeroed where `y` (when given) is not positive.
+/// Σ dy and Σ dy·(x − μ) over one channel, dy zeroed where `y` (when given) is not positive, or,
+/// with a finite `cap`, not in (0, cap) (see `insideClamps`).
 /// Four Float lanes per block (the compiler may not reorder Float sums itself), blocks in Double.
 @inline(__always)
-private func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+private func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?, _ cap: Float,
                           _ mean: Float, _ m: Int) -> (Double, Double) {
     var totalA = 0.0, totalB = 0.0
     var start = 0
@@ -136,7 +150,18 @@ private func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
         var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
         var b0: Float = 0, b1: Float = 0, b2: Float = 0, b3: Float = 0
         var i = start
-        if let y {
+        if let y, cap < .infinity {
+            while i + 4 <= end {
+                let (g0, g1, g2, g3) = (dy[i], dy[i + 1], dy[i + 2], dy[i + 3])
+                let d0 = insideClamps(y[i], cap) ? g0 : 0, d1 = insideClamps(y[i + 1], cap) ? g1 : 0
+                let d2 = insideClamps(y[i + 2], cap) ? g2 : 0, d3 = insideClamps(y[i + 3], cap) ? g3 : 0
+                a0 += d0; a1 += d1; a2 += d2; a3 += d3
+                b0 += d0 * (x[i] - mean); b1 += d1 * (x[i + 1] - mean)
+                b2 += d2 * (x[i + 2] - mean); b3 += d3 * (x[i + 3] - mean)
+                i += 4
+            }
+            while i < end { let g = dy[i]; let d = insideClamps(y[i], cap) ? g : 0; a0 += d; b0 += d * (x[i] - mean); i += 1 }
+        } else if let y {
             while i + 4 <= end {
                 // Unconditional loads then selects: no branches, so the loop vectorises.
                 let (g0, g1, g2, g3) = (dy[i], dy[i + 1], dy[i + 2], dy[i + 3])
@@ -163,3 +188,9 @@ private func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
     }
     return (totalA, totalB)
 }
+
+/// 0 < y < cap for an output y of min(max(·, 0), cap), as one comparison: y·(cap − y) > 0 (exact
+/// enough: cap − y is exact near cap, and y·cap does not underflow to 0 for y > 0). `&&` would be
+/// a branch, and with it the loops stop vectorising (5× slower backward, measured).
+@inline(__always)
+func insideClamps(_ y: Float, _ cap: Float) -> Bool { y * (cap - y) > 0 }

@@ -19,7 +19,7 @@ public struct ModelSpec: Sendable {
     public let inputHeight: Int
     public let inputWidth: Int
     public let keypoints: Int
-    /// Base channel count (ResNet stem, U-Net first encoder); nil for the fixed small nets.
+    /// Base channel count (ResNet and MobileNet stem, U-Net first encoder); nil for the fixed small nets.
     public let width: Int?
     /// Parameter-name prefixes of the output layer, whose shape depends on the keypoints: `--init`
     /// loads everything else.
@@ -49,6 +49,9 @@ public struct ModelSpec: Sendable {
                   headPrefixes: ["fc."]) { config, _ in try ModelZoo.resnet(config, kind: .bottleneck, blocks: [3, 4, 6, 3]) },
         ModelSpec(name: "unet", task: .heatmap, inputHeight: 224, inputWidth: 224, keypoints: 68, width: 32,
                   headPrefixes: ["conv."]) { config, _ in try ModelZoo.unet(config) },
+        // width: the stem width; 8 is MobileNetV2 ×0.25, PFLD's size (MobileNet.swift).
+        ModelSpec(name: "mobilenet-pfld", task: .regression, inputHeight: 112, inputWidth: 112, keypoints: 68, width: 8,
+                  headPrefixes: ["fc."]) { config, _ in try ModelZoo.mobileNetPFLD(config) },
     ]
 
     public static func named(_ name: String) -> ModelSpec? { all.first { $0.name == name } }

@@ -8,7 +8,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var outputs: Int
     public var inputHeight: Int
     public var inputWidth: Int
-    /// Base channel count: U-Net's first encoder width (default 32), ResNet's stem width (default 64).
+    /// Base channel count: U-Net's first encoder width (default 32), ResNet's stem width (default 64),
+    /// mobilenet-pfld's stem width (default 8, MobileNetV2 ×0.25; every layer scales by width/32).
     /// nil for the fixed small nets.
     public var width: Int?
     /// Seeds the weight initialisation and the dropout masks.

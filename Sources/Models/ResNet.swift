@@ -175,6 +175,18 @@ final class ConvBuilder {
         return conv
     }
 
+    /// A bias-free depthwise 3×3 convolution (MobileNet), same initialisation: PyTorch's fan_out
+    /// of a [C, 1, 3, 3] weight is C·9.
+    func depthwise(_ name: String, _ channels: Int, stride: Int) -> Module {
+        let std = (2 / Float(channels * 9)).squareRoot()
+        let conv = DepthwiseConv2d(store, name, channels, stride: stride, bias: false, rng: rng,
+                                   weightInit: Initializer.normal(std: std, rng))
+        macs += conv.macs(height: height, width: width)
+        height = windowOutput(height, kernel: 3, stride: stride, padding: 1)
+        width = windowOutput(width, kernel: 3, stride: stride, padding: 1)
+        return conv
+    }
+
     func pool(kernel: Int, stride: Int, padding: Int) {
         height = windowOutput(height, kernel: kernel, stride: stride, padding: padding)
         width = windowOutput(width, kernel: kernel, stride: stride, padding: padding)

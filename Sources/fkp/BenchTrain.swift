@@ -41,7 +41,7 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var input: InputSizeOptions
 
-    @Option(help: "Model width (U-Net base width, ResNet stem width; default: the model's).")
+    @Option(help: "Model width (U-Net base width, ResNet or MobileNet stem width; default: the model's).")
     var width: Int?
 
     @Flag(help: "Time forward passes only (evaluation mode, no backward or optimizer).")

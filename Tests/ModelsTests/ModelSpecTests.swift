@@ -6,7 +6,7 @@ import XCTest
 /// exactly the parameters whose shape depends on the keypoint count (what `--init` must skip).
 final class ModelSpecTests: XCTestCase {
     func testEveryEntryBuildsWithTheHeadItNames() throws {
-        XCTAssertEqual(ModelZoo.names, ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet"])
+        XCTAssertEqual(ModelZoo.names, ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet", "mobilenet-pfld"])
         for spec in ModelSpec.all {
             // Narrow networks: parameter names and which shapes follow the keypoints do not depend on width.
             func build(keypoints: Int) throws -> Network {
@@ -32,7 +32,7 @@ final class ModelSpecTests: XCTestCase {
 
     func testUnknownNamesListTheTable() {
         XCTAssertThrowsError(try ModelZoo.spec("vgg")) { error in
-            XCTAssertEqual("\(error)", "unknown model 'vgg' (known: nosenet, facenet, resnet18, resnet34, resnet50, unet)")
+            XCTAssertEqual("\(error)", "unknown model 'vgg' (known: nosenet, facenet, resnet18, resnet34, resnet50, unet, mobilenet-pfld)")
         }
         XCTAssertThrowsError(try ModelZoo.defaultConfig("vgg", keypoints: 68))
     }

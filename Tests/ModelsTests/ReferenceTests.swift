@@ -93,4 +93,5 @@ final class ReferenceTests: XCTestCase {
     func testResNet18() throws { try check("resnet18") }
     func testResNet50() throws { try check("resnet50") }
     func testUNet() throws { try check("unet") }
+    func testMobileNetPFLD() throws { try check("mobilenet-pfld") }
 }

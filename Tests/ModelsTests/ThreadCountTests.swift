@@ -49,5 +49,8 @@ final class ThreadCountTests: XCTestCase {
     func testResNet18() throws {
         try check(ModelConfig(name: "resnet18", outputs: 136, inputHeight: 64, inputWidth: 64, width: 16, seed: 3), batch: 4)
     }
+    func testMobileNetPFLD() throws {
+        try check(ModelConfig(name: "mobilenet-pfld", outputs: 136, inputHeight: 112, inputWidth: 112, width: 8, seed: 5), batch: 4)
+    }
     func testUNet() throws { try check(ModelConfig(name: "unet", outputs: 5, inputHeight: 64, inputWidth: 64, width: 8, seed: 4), batch: 2) }
 }
