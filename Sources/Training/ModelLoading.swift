@@ -26,7 +26,7 @@ public final class TrainedModel {
             try StateDict.load(state.file, into: network.store)
             // Trained with --ema: predict with the moving average, as validation did.
             if config.emaDecay != nil {
-                try StateDict.loadOptimizerState(state.file, into: [("ema", network.store.values)], layout: network.store)
+                try StateDict.load(state.file, into: network.store, prefix: WeightAverage.checkpointPrefix, strict: false)
             }
         } catch { throw CheckpointFile.Failure(path: path, message: "\(error)") }
         network.training = false

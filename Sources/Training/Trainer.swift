@@ -104,7 +104,8 @@ public final class Trainer {
         // Every rank keeps the same average (same weights, rank 0's buffers), from the checkpoint's
         // or starting at the weights training starts from.
         if let average, let state = resumeFrom {
-            do { try StateDict.loadOptimizerState(state.file, into: average.stateBuffers, layout: network.store) } catch {
+            // Loaded through the store: swapped in, the store holds the average's numbers.
+            do { try average.withAveraged { try StateDict.load(state.file, into: network.store, prefix: WeightAverage.checkpointPrefix, strict: false) } } catch {
                 throw TrainingFailure("\(state.path): \(error)")
             }
             average.updates = state.optimizerStep
@@ -345,7 +346,8 @@ public final class Trainer {
                     globalBatch: globalBatch, learningRate: schedule.rate(base: config.learningRate, step: position.step),
                     optimizerStep: optimizer.stepCount))
                 StateDict.add(network.store, to: &file)
-                StateDict.addOptimizerState(optimizer.stateBuffers + (average?.stateBuffers ?? []), layout: network.store, to: &file)
+                StateDict.addOptimizerState(optimizer.stateBuffers, layout: network.store, to: &file)
+                average?.withAveraged { StateDict.add(network.store, to: &file, prefix: WeightAverage.checkpointPrefix) }
                 let url = options.outDirectory.appendingPathComponent(CheckpointFile.name(step: position.step))
                 try CheckpointFile.write(file, to: url)
                 try CheckpointFile.updateLatest(url, keep: options.keep)

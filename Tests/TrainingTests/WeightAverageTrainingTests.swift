@@ -1,4 +1,5 @@
 import Checkpoints
+import Engine
 import Foundation
 import TestSupport
 import Training
@@ -14,14 +15,27 @@ final class WeightAverageTrainingTests: XCTestCase {
     func run(_ args: [String]) throws -> ProcessResult { try ProcessRunner.run(fkp, args, timeout: 240) }
 
     func testEvalScoresTheAverageAndResumeContinuesIt() throws {
+        try check(model: [], averaged: ["fc1.weight"])
+    }
+
+    /// With BatchNorm the running statistics are averaged too, and stored with the average.
+    func testBatchNormStatisticsAreAveragedAndStored() throws {
+        try check(model: ["--model", "mobilenet-pfld", "--width", "4", "--input-size", "64"],
+                  averaged: ["fc.weight", "features.0.1.running_mean", "features.0.1.running_var"])
+    }
+
+    func check(model: [String], averaged names: [String]) throws {
+        let common = self.common + model
         let straight = TestPaths.temporaryDirectory("ema-straight"), resumed = TestPaths.temporaryDirectory("ema-resumed")
         defer { try? FileManager.default.removeItem(at: straight); try? FileManager.default.removeItem(at: resumed) }
         let r = try run(common + ["--out", straight.path])
         XCTAssertEqual(r.status, 0, r.output)
         let last = try XCTUnwrap(CheckpointFile.list(in: straight).last)
         let file = try CheckpointFile.read(last)
-        let trained = try XCTUnwrap(file.floats("fc1.weight")), averaged = try XCTUnwrap(file.floats("optimizer.ema.fc1.weight"))
-        XCTAssertNotEqual(trained, averaged, "the average is not the training weights")
+        for name in names {
+            let trained = try XCTUnwrap(file.floats(name)), averaged = try XCTUnwrap(file.floats(WeightAverage.checkpointPrefix + name), name)
+            XCTAssertNotEqual(trained, averaged, "\(name): the average is not the training numbers")
+        }
 
         // fkp eval on the validation split reports the NME that validation logged: both score the average.
         let logged = try XCTUnwrap(MetricsLog.read(straight).last?.val_nme)
