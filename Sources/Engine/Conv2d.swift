@@ -3,8 +3,10 @@
 ///
 /// `forward` and `backward` only pick one kernel path from the layer's shape (`Path`) and call it;
 /// each path's forward and backward are laid out next to each other below:
-///   direct 3×3   — 3×3, stride 1, padding 1, 16–256 channels (DirectConv3x3.swift)
-///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix, one GEMM each way
+///   direct 3×3   — 3×3, stride 1, padding 1, up to 256 channels in whole weight blocks, planes at
+///                  least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
+///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix itself; one GEMM
+///                  forward, two backward (dW, dx)
 ///   im2col       — everything else: im2col + GEMM per column block (ConvBlockPlan, ColumnShards.swift)
 ///
 /// `fusedReLU`: the output is max(0, conv(x)) and backward first zeroes the gradient where the
