@@ -1,5 +1,13 @@
 /// nn.Conv2d (square kernel, groups = 1). Parameters: `weight` [Cout, Cin, k, k], `bias` [Cout].
-/// Input and output are CNHW (see Tensor.swift).
+/// Input and output are CNHW (see Tensor.swift): x [Cin, N, H, W] → y [Cout, N, Ho, Wo].
+///
+/// `forward` and `backward` only pick one kernel path from the layer's shape (`Path`) and call it;
+/// each path's forward and backward are laid out next to each other below:
+///   direct 3×3   — 3×3, stride 1, padding 1, up to 256 channels in whole weight blocks, planes at
+///                  least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
+///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix itself; one GEMM
+///                  forward, two backward (dW, dx)
+///   im2col       — everything else: im2col + GEMM per column block (ConvBlockPlan, ColumnShards.swift)
 ///
 /// `fusedReLU`: the output is max(0, conv(x)) and backward first zeroes the gradient where the
 /// output is 0 — the small nets' Conv2d + ReLU pairs, done per column block while the block is in
@@ -48,117 +56,134 @@ public final class Conv2d: Module, InputGradientOptional {
         return g
     }
 
-    // x: [N, Cin, H, W] → y: [N, Cout, Ho, Wo]   (CNHW)
+    /// The kernel path of a convolution: from its shape alone, so forward and backward agree.
+    enum Path { case direct3x3, pointwise, im2col }
+
+    func path(_ g: ConvGeometry) -> Path {
+        if DirectConv3x3.applies(g, outChannels: outChannels) { return .direct3x3 }
+        return g.isPointwise ? .pointwise : .im2col
+    }
+
+    // x: [Cin, N, H, W] → y: [Cout, N, Ho, Wo]
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let g = geometry(x)
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
-        let y = output.data
         input = ctx.training ? x : nil
-        if DirectConv3x3.applies(g, outChannels: outChannels) {
-            DirectConv3x3.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, y, g,
-                                  outChannels: outChannels, relu: fusedReLU, workspace: ctx.workspace)
-            return output
-        }
-        var beta: Float = 0
-        if let bias {
-            let (b, columns) = (store.value(bias), g.columns)
-            Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
-                for o in start ..< end { (y + o * columns).update(repeating: b[o], count: columns) }
-            }
-            beta = 1
-        }
-        // y[Cout, N·Ho·Wo] = W[Cout, K] · col[K, N·Ho·Wo] (+ bias), one column block at a time.
-        let w = store.value(weight)
-        if g.isPointwise {
-            sgemm(m: outChannels, n: g.columns, k: g.rows, a: w, lda: g.rows, b: x.data, ldb: g.columns, beta: beta, c: y, ldc: g.columns)
-            if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
-        } else {
-            let plan = ConvBlockPlan(g, outChannels: outChannels), wo = g.outWidth
-            let colFloats = g.rows * plan.step * wo
-            let scratch = ctx.workspace.floats(colFloats * (plan.parallelBlocks ? Parallel.threads : 1))
-            func block(_ b: Int, col: UnsafeMutablePointer<Float>, gemm: GEMM) {
-                let rows = plan.rows(block: b), first = rows.lowerBound
-                im2col(x.data, col, g, outputRows: rows)
-                gemm(false, false, outChannels, rows.count * wo, g.rows, 1, w, g.rows, col, rows.count * wo,
-                     beta, y + first * wo, g.columns)
-                if fusedReLU { clampBlock(y, first * wo ..< (first + rows.count) * wo, g.columns, rows: outChannels) }
-            }
-            if plan.parallelBlocks {
-                Parallel.pool.run(pieces: plan.blocks) { b, worker in block(b, col: scratch + worker * colFloats, gemm: sgemmSerial) }
-            } else {
-                for b in 0 ..< plan.blocks { block(b, col: scratch, gemm: sgemm) }
-            }
+        switch path(g) {
+        case .direct3x3: forwardDirect3x3(x, g, ctx)
+        case .pointwise: forwardPointwise(x, g)
+        case .im2col: forwardIm2col(x, g, ctx)
         }
         return output
     }
 
-    // dy: [N, Cout, Ho, Wo] → dx: [N, Cin, H, W]; dW += dy · colᵀ, db += Σ dy
+    // dy: [Cout, N, Ho, Wo] → dx: [Cin, N, H, W]; dW += dy · colᵀ, db += Σ dy
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let x = input else { preconditionFailure("\(typeDescription): backward without a training forward") }
         let g = geometry(x)
         checkShape(dy.count == outChannels * g.columns, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
-        if DirectConv3x3.applies(g, outChannels: outChannels) {
-            if computesInputGradient { gradInput.resize(x.shape) }
-            DirectConv3x3.backward(x.data, dy.data, reluOutput: fusedReLU ? UnsafePointer(output.data) : nil,
-                                   weight: store.value(weight), weightGradient: store.grad(weight),
-                                   biasGradient: bias.map { store.grad($0) },
-                                   inputGradient: computesInputGradient ? gradInput.data : nil,
-                                   g, outChannels: outChannels, workspace: ctx.workspace)
-            return gradInput
+        if computesInputGradient { gradInput.resize(x.shape) }
+        switch path(g) {
+        case .direct3x3: backwardDirect3x3(dy, x, g, ctx)
+        case .pointwise: backwardPointwise(dy, x, g)
+        case .im2col: backwardIm2col(dy, x, g, ctx)
         }
-        let blockMask = fusedReLU && !g.isPointwise
+        return gradInput
+    }
+}
+
+// MARK: - Direct 3×3 (DirectConv3x3.swift; bias and fused ReLU inside its kernels)
+
+extension Conv2d {
+    // x: [Cin, N, H, W] → y: [Cout, N, H, W]
+    private func forwardDirect3x3(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context) {
+        DirectConv3x3.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, output.data, g,
+                              outChannels: outChannels, relu: fusedReLU, workspace: ctx.workspace)
+    }
+
+    // dy: [Cout, N, H, W] → dx: [Cin, N, H, W]; dW, db accumulated
+    private func backwardDirect3x3(_ dy: Tensor, _ x: Tensor, _ g: ConvGeometry, _ ctx: Context) {
+        DirectConv3x3.backward(x.data, dy.data, reluOutput: fusedReLU ? UnsafePointer(output.data) : nil,
+                               weight: store.value(weight), weightGradient: store.grad(weight),
+                               biasGradient: bias.map { store.grad($0) },
+                               inputGradient: computesInputGradient ? gradInput.data : nil,
+                               g, outChannels: outChannels, workspace: ctx.workspace)
+    }
+}
+
+// MARK: - Pointwise 1×1: x [Cin, N·H·W] is the column matrix itself
+
+extension Conv2d {
+    // y[Cout, N·H·W] = W[Cout, Cin] · x[Cin, N·H·W] (+ bias)
+    private func forwardPointwise(_ x: Tensor, _ g: ConvGeometry) {
+        let y = output.data
+        let beta = fillBias(y, g)
+        sgemm(m: outChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows, b: x.data, ldb: g.columns,
+              beta: beta, c: y, ldc: g.columns)
+        if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
+    }
+
+    // dW[Cout, Cin] += dy · xᵀ, db += Σ dy, dx[Cin, N·H·W] = Wᵀ · dy (dy masked first by a fused ReLU)
+    private func backwardPointwise(_ dy: Tensor, _ x: Tensor, _ g: ConvGeometry) {
         var dy = dy
-        if fusedReLU && g.isPointwise {
+        if fusedReLU {
             maskedGradOutput.resize(dy.shape)
             maskBlock(dy.data, output.data, maskedGradOutput.data, 0 ..< g.columns, g.columns, rows: outChannels, bias: nil)
             dy = maskedGradOutput
         }
-        if let bias, !blockMask {
-            let (db, d, columns) = (store.grad(bias), dy.data, g.columns)
-            Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
-                for o in start ..< end { db[o] += sum(d + o * columns, columns) }
-            }
+        addBiasGradient(dy, g)
+        sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
+              b: x.data, ldb: g.columns, beta: 1, c: store.grad(weight), ldc: g.rows)
+        guard computesInputGradient else { return }
+        sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: store.value(weight), lda: g.rows,
+              b: dy.data, ldb: g.columns, beta: 0, c: gradInput.data, ldc: g.columns)
+    }
+}
+
+// MARK: - im2col + GEMM, one column block (whole output rows) at a time
+
+extension Conv2d {
+    // Per block b: col_b[K = Cin·k·k, rows_b·Wo] = im2col(x); y[Cout, block columns] = W[Cout, K] · col_b (+ bias)
+    private func forwardIm2col(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context) {
+        let y = output.data
+        let beta = fillBias(y, g)
+        let w = store.value(weight)
+        let plan = ConvBlockPlan(g, outChannels: outChannels), wo = g.outWidth
+        plan.forEachBlock(workerFloats: g.rows * plan.step * wo, workspace: ctx.workspace) { b, col, gemm in
+            let rows = plan.rows(block: b), first = rows.lowerBound
+            im2col(x.data, col, g, outputRows: rows)
+            gemm(false, false, outChannels, rows.count * wo, g.rows, 1, w, g.rows, col, rows.count * wo,
+                 beta, y + first * wo, g.columns)
+            if fusedReLU { clampBlock(y, first * wo ..< (first + rows.count) * wo, g.columns, rows: outChannels) }
         }
-        let (w, dW) = (store.value(weight), store.grad(weight))
-        let inputGradient = computesInputGradient
-        if inputGradient { gradInput.resize(x.shape) }
-        if g.isPointwise {
-            sgemm(transB: true, m: outChannels, n: g.rows, k: g.columns, a: dy.data, lda: g.columns,
-                  b: x.data, ldb: g.columns, beta: 1, c: dW, ldc: g.rows)
-            guard inputGradient else { return gradInput }
-            sgemm(transA: true, m: g.rows, n: g.columns, k: outChannels, a: w, lda: g.rows,
-                  b: dy.data, ldb: g.columns, beta: 0, c: gradInput.data, ldc: g.columns)
-            return gradInput
-        }
-        // Per column block: dW += dy_b · col_bᵀ; dcol_b = Wᵀ · dy_b folded back onto the input.
+    }
+
+    // Per block b: dW[Cout, K] += dy_b · col_bᵀ; dcol_b[K, rows_b·Wo] = Wᵀ · dy_b folded back onto dx (col2im)
+    private func backwardIm2col(_ dy: Tensor, _ x: Tensor, _ g: ConvGeometry, _ ctx: Context) {
+        // A fused ReLU masks dy block by block (and sums db from the masked block); otherwise db
+        // is summed here from the whole dy.
+        let blockMask = fusedReLU
+        if !blockMask { addBiasGradient(dy, g) }
         // With few output channels the weight gradient is accumulated transposed, dWᵀ += col_b ·
         // dy_bᵀ, and added to dW at the end: OpenBLAS runs that shape 1.3–1.7× faster here
         // (Cout 32–128, blocks of 2048 columns). With Cout ≥ 512, or one block only (the deep
         // ResNet layers), the plain form is as fast or faster. Blocks run in parallel shards, each
         // with its own weight (and bias) gradient, or one after the other (see ConvBlockPlan).
+        let (w, dW) = (store.value(weight), store.grad(weight))
+        let inputGradient = computesInputGradient
         let plan = ConvBlockPlan(g, outChannels: outChannels), wo = g.outWidth
-        let shards = plan.shards
-        let workers = plan.parallelBlocks ? Parallel.threads : 1
         let blockFloats = g.rows * plan.step * wo
         let transposed = outChannels <= 256 && plan.blocks > 1
         let maskFloats = blockMask ? outChannels * plan.step * wo : 0
-        let perWorker = 2 * blockFloats + maskFloats
-        let weightFloats = g.rows * outChannels, biasFloats = blockMask && bias != nil ? outChannels : 0
-        let shardFloats = weightFloats + biasFloats
-        // The shard buffers hold the whole weight (and bias) gradient of their blocks; the plain
-        // form with one shard accumulates straight into dW.
-        let direct = shards == 1 && !transposed
-        let scratch = ctx.workspace.floats(workers * perWorker + (direct ? 0 : shards * shardFloats))
-        let partial = scratch + workers * perWorker
-        if !direct { zeroFloats(partial, shards * shardFloats) }
+        var sums = [ShardSum(count: g.rows * outChannels, destination: dW,
+                             transposed: transposed ? (g.rows, outChannels) : nil)]
+        if blockMask, let bias { sums.append(ShardSum(count: outChannels, destination: store.grad(bias))) }
         if inputGradient { gradInput.zero() }
-        func shard(_ s: Int, _ worker: Int, gemm: GEMM) {
-            let col = scratch + worker * perWorker
+        // Worker scratch: col_b, dcol_b [K, block columns] and the masked dy_b [Cout, block columns].
+        plan.accumulateShards(workerFloats: 2 * blockFloats + maskFloats, sums: sums, workspace: ctx.workspace) { blocks, col, gradients, gemm in
             let dcol = col + blockFloats, masked = dcol + blockFloats
-            let dWs = direct ? dW : partial + s * shardFloats
-            let dbs: UnsafeMutablePointer<Float>? = biasFloats == 0 ? nil
-                : direct ? store.grad(bias!) : partial + s * shardFloats + weightFloats
-            for b in plan.blocks(shard: s) {
+            let dWs = gradients[0], dbs = gradients.count > 1 ? gradients[1] : nil
+            for b in blocks {
                 let rows = plan.rows(block: b), first = rows.lowerBound
                 let n = rows.count * wo
                 // The block of dy: in place (row stride N·Ho·Wo), or masked into `masked` (stride n).
@@ -178,19 +203,29 @@ public final class Conv2d: Module, InputGradientOptional {
                 col2imAdd(dcol, gradInput.data, g, outputRows: rows)
             }
         }
-        if plan.parallelBlocks {
-            plan.forEachShard { s, worker in shard(s, worker, gemm: sgemmSerial) }
-        } else {
-            shard(0, 0, gemm: sgemm)
+    }
+}
+
+// MARK: - Shared by the GEMM paths
+
+extension Conv2d {
+    /// y[o, ·] = bias[o] for every output channel; returns the GEMM's beta (1 over a bias, else 0).
+    private func fillBias(_ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> Float {
+        guard let bias else { return 0 }
+        let (b, columns) = (store.value(bias), g.columns)
+        Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
+            for o in start ..< end { (y + o * columns).update(repeating: b[o], count: columns) }
         }
-        if !direct {
-            addShards(partial, shards: shards, stride: shardFloats, count: weightFloats, into: dW,
-                      transposed: transposed ? (g.rows, outChannels) : nil)
-            if biasFloats > 0 {
-                addShards(partial + weightFloats, shards: shards, stride: shardFloats, count: biasFloats, into: store.grad(bias!))
-            }
+        return 1
+    }
+
+    /// db[o] += Σ dy[o, ·] over all N·Ho·Wo columns.
+    private func addBiasGradient(_ dy: Tensor, _ g: ConvGeometry) {
+        guard let bias else { return }
+        let (db, d, columns) = (store.grad(bias), dy.data, g.columns)
+        Parallel.chunks(outChannels, work: outChannels * columns) { start, end in
+            for o in start ..< end { db[o] += sum(d + o * columns, columns) }
         }
-        return gradInput
     }
 }
 

@@ -63,19 +63,10 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         // Blocks run on the pool as Conv2d's do (ConvBlockPlan): shards of the same parity at once,
         // so two threads never add onto the same output rows (the halo when kernel > stride).
         let plan = ConvBlockPlan(g, outChannels: inChannels), wi = g.outWidth, w = store.value(weight)
-        let colFloats = g.rows * plan.step * wi
-        let cols = ctx.workspace.floats(colFloats * (plan.parallelBlocks ? Parallel.threads : 1))
-        func block(_ b: Int, cols: UnsafeMutablePointer<Float>, gemm: GEMM) {
+        plan.forEachBlock(workerFloats: g.rows * plan.step * wi, workspace: ctx.workspace, byShardParity: true) { b, cols, gemm in
             let rows = plan.rows(block: b), n = rows.count * wi
             gemm(true, false, g.rows, n, inChannels, 1, w, g.rows, x.data + rows.lowerBound * wi, g.columns, 0, cols, n)
             col2imAdd(cols, y, g, outputRows: rows)
-        }
-        if plan.parallelBlocks {
-            plan.forEachShard { s, worker in
-                for b in plan.blocks(shard: s) { block(b, cols: cols + worker * colFloats, gemm: sgemmSerial) }
-            }
-        } else {
-            for b in 0 ..< plan.blocks { block(b, cols: cols, gemm: sgemm) }
         }
         input = ctx.training ? x : nil
         return output
@@ -99,27 +90,17 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         // shards' weight gradients are added in order (ConvBlockPlan, as in Conv2d).
         let (w, dW) = (store.value(weight), store.grad(weight))
         let plan = ConvBlockPlan(g, outChannels: inChannels), wi = g.outWidth
-        let blockFloats = g.rows * plan.step * wi, weightFloats = inChannels * g.rows
-        let workers = plan.parallelBlocks ? Parallel.threads : 1
-        let direct = !plan.parallelBlocks
-        let scratch = ctx.workspace.floats(workers * blockFloats + (direct ? 0 : plan.shards * weightFloats))
-        let partial = scratch + workers * blockFloats
-        if !direct { zeroFloats(partial, plan.shards * weightFloats) }
-        func shard(_ s: Int, _ worker: Int, gemm: GEMM) {
-            let dcols = scratch + worker * blockFloats, dWs = direct ? dW : partial + s * weightFloats
-            for b in plan.blocks(shard: s) {
+        let blockFloats = g.rows * plan.step * wi
+        let sums = [ShardSum(count: inChannels * g.rows, destination: dW)]
+        plan.accumulateShards(workerFloats: blockFloats, sums: sums, workspace: ctx.workspace) { blocks, dcols, gradients, gemm in
+            let dWs = gradients[0]
+            for b in blocks {
                 let rows = plan.rows(block: b), first = rows.lowerBound, n = rows.count * wi
                 im2col(dy.data, dcols, g, outputRows: rows)
                 gemm(false, true, inChannels, g.rows, n, 1, x.data + first * wi, g.columns, dcols, n, 1, dWs, g.rows)
                 guard inputGradient else { continue }
                 gemm(false, false, inChannels, n, g.rows, 1, w, g.rows, dcols, n, 0, gradInput.data + first * wi, g.columns)
             }
-        }
-        if plan.parallelBlocks {
-            plan.forEachShard { s, worker in shard(s, worker, gemm: sgemmSerial) }
-            addShards(partial, shards: plan.shards, stride: weightFloats, count: weightFloats, into: dW)
-        } else {
-            shard(0, 0, gemm: sgemm)
         }
         return gradInput
     }

@@ -27,25 +27,15 @@ public struct ConvGeometry: Equatable, Sendable {
     }
 }
 
-/// col[K, N·Ho·Wo] ← x[C, N, H, W]
-public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-    im2col(x, col, g, outputRows: 0 ..< g.batch * g.outHeight)
-}
-
-/// dx[C, N, H, W] = Σ over taps of col[K, N·Ho·Wo] (the adjoint of im2col; dx is overwritten).
-public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-    dx.update(repeating: 0, count: g.channels * g.batch * g.height * g.width)
-    col2imAdd(col, dx, g, outputRows: 0 ..< g.batch * g.outHeight)
-}
-
 // Column blocks. The full column matrix of a large layer (U-Net's first level: 231 MB) lives in
 // main memory: im2col writes it there and the GEMM reads it back. Convolutions therefore work
 // on blocks of whole output rows (image n, row oh, flattened as n·Ho + oh) whose columns fit in
 // the caches; blocks of small images span several images.
 
 extension ConvGeometry {
-    /// Output rows per column block: about 2^18 column floats (1 MB, half a Zen 4 L2), but at
-    /// least ~2048 columns so that the GEMMs stay efficient for wide layers.
+    /// Output rows per column block: about 2^18 column floats (1 MB, half of the 2 MB per-core L2
+    /// of the Intel Xeon this is tuned on), but at least ~2048 columns so that the GEMMs stay
+    /// efficient for wide layers.
     public var blockRows: Int {
         let columns = max(2048, (1 << 18) / max(rows, 1))
         return max(1, min(batch * outHeight, columns / max(outWidth, 1)))

@@ -1,22 +1,33 @@
 /// nn.Sequential: children run in order forward, in reverse backward. Children are named "0",
-/// "1", ... as in PyTorch (parameter names use the same indices).
+/// "1", ... as in PyTorch (parameter names use the same indices), or given names as in PyTorch's
+/// `Sequential(OrderedDict(...))`. Plain top-level models that just run their children in order
+/// use it too, printed under their own `typeName` (e.g. "FaceNet").
 public final class Sequential: Module {
-    public let layers: [Module]
+    public let typeName: String
+    public let children: [(name: String, module: Module)]
 
-    public init(_ layers: [Module]) { self.layers = layers }
+    public init(_ layers: [Module]) {
+        typeName = "Sequential"
+        children = layers.enumerated().map { (String($0.offset), $0.element) }
+    }
 
-    public var typeDescription: String { "Sequential" }
-    public var children: [(name: String, module: Module)] { layers.enumerated().map { (String($0.offset), $0.element) } }
+    public init(typeName: String = "Sequential", named: [(String, Module)]) {
+        self.typeName = typeName
+        children = named.map { (name: $0.0, module: $0.1) }
+    }
+
+    public var layers: [Module] { children.map(\.module) }
+    public var typeDescription: String { typeName }
 
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         var h = x
-        for layer in layers { h = layer(h, ctx) }
+        for (_, layer) in children { h = layer(h, ctx) }
         return h
     }
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         var g = dy
-        for layer in layers.reversed() {
+        for (_, layer) in children.reversed() {
             g = layer.gradient(g, ctx)
             ctx.backwardProgress?(layer)
         }

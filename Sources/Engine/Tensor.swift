@@ -11,8 +11,6 @@ public final class Tensor {
     public private(set) var count: Int
     public private(set) var capacity: Int
     public private(set) var data: UnsafeMutablePointer<Float>
-    /// A view shares another tensor's storage (and keeps it alive) instead of owning memory.
-    private let owner: Tensor?
 
     public init(shape: [Int]) {
         let n = Tensor.elementCount(shape)
@@ -21,7 +19,6 @@ public final class Tensor {
         capacity = max(n, 1)
         data = .allocate(capacity: capacity)
         data.initialize(repeating: 0, count: capacity)
-        owner = nil
     }
 
     public convenience init(shape: [Int], values: [Float]) {
@@ -31,25 +28,14 @@ public final class Tensor {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    /// A tensor that views `base`'s storage with another shape of the same element count.
-    public init(viewing base: Tensor, shape: [Int]) {
-        precondition(Tensor.elementCount(shape) == base.count, "view shape \(shape) does not fit \(base.shape)")
-        self.shape = shape
-        count = base.count
-        capacity = base.count
-        data = base.data
-        owner = base.owner ?? base
-    }
-
     deinit {
-        if owner == nil { data.deallocate() }
+        data.deallocate()
     }
 
     /// Gives the tensor a new shape, reusing its storage when it fits (contents are then
     /// unspecified). Models call this every step; memory is allocated only when a batch grows.
     public func resize(_ newShape: [Int]) {
         if newShape == shape { return }
-        precondition(owner == nil, "resize of a view")
         let n = Tensor.elementCount(newShape)
         if n > capacity {
             data.deallocate()

@@ -31,7 +31,7 @@ enum SmallNets {
             Linear(store, "regressor.3", 64, config.outputs, rng: rng),
         ])
         macs += flat * 64 + 64 * config.outputs
-        let root = NamedSequential("NoseNet", [("features", features), ("regressor", regressor)])
+        let root = Sequential(typeName: "NoseNet", named: [("features", features), ("regressor", regressor)])
         skipInputGradient(root)
         return Network(config: config, store: store, root: root, macsPerImage: macs)
     }
@@ -65,7 +65,7 @@ enum SmallNets {
                              MaxPool2d(kernel: 2, stride: 2)])
         let fc0 = Sequential([Flatten(), Dropout(p: dropout), Linear(store, "fc0.2", flat, 512, rng: rng), ReLU()])
         let fc1 = Linear(store, "fc1", 512, config.outputs, rng: rng)
-        let root = NamedSequential("FaceNet", [("l1", l1), ("l2", l2), ("l3", l3), ("l4", l4), ("fc0", fc0), ("fc1", fc1)])
+        let root = Sequential(typeName: "FaceNet", named: [("l1", l1), ("l2", l2), ("l3", l3), ("l4", l4), ("fc0", fc0), ("fc1", fc1)])
         skipInputGradient(root)
         return Network(config: config, store: store, root: root, macsPerImage: macs)
     }

@@ -9,12 +9,12 @@ import Engine
 /// The original ends in `torch.sigmoid`; fkp returns raw heatmaps (the loss decides the scaling),
 /// so there is no sigmoid here.
 final class UNet: Module {
-    let encoders: [NamedSequential]
+    let encoders: [Sequential]
     let pools: [Module]
-    let bottleneck: NamedSequential
+    let bottleneck: Sequential
     /// upconvs[i] and decoders[i] are upconv(i+1) / decoder(i+1): index 0 is the full-resolution level.
     let upconvs: [Module]
-    let decoders: [NamedSequential]
+    let decoders: [Sequential]
     let concats = (0 ..< 4).map { _ in ChannelConcat() }
     let conv: Module
     let macsPerImage: Int
@@ -24,7 +24,7 @@ final class UNet: Module {
         var macs = 0
         // Encoders first, then the bottleneck, upconvs and decoders from the deepest level up:
         // the declaration order of PyTorch's state_dict.
-        var encoders: [NamedSequential] = []
+        var encoders: [Sequential] = []
         var inC = 1
         for level in 0 ..< 4 {
             let c = f << level
@@ -38,7 +38,7 @@ final class UNet: Module {
         bottleneck = UNet.block(store, "bottleneck", "bottleneck", 8 * f, 16 * f, rng)
         macs += deepest * 9 * (8 * f * 16 * f + 16 * f * 16 * f)
         var ups: [Module?] = Array(repeating: nil, count: 4)
-        var decs: [NamedSequential?] = Array(repeating: nil, count: 4)
+        var decs: [Sequential?] = Array(repeating: nil, count: 4)
         for level in (0 ..< 4).reversed() {
             let c = f << level
             let plane = (height >> level) * (width >> level)
@@ -55,7 +55,7 @@ final class UNet: Module {
     /// `_block`: Sequential(OrderedDict) of {prefix}conv1, norm1, relu1, conv2, norm2, relu2. The
     /// ReLUs are fused into the BatchNorms (the modules remain for the printed summary).
     static func block(_ store: ParameterStore, _ name: String, _ prefix: String, _ inC: Int, _ c: Int,
-                      _ rng: RandomGenerator.Box) -> NamedSequential {
+                      _ rng: RandomGenerator.Box) -> Sequential {
         let layers: [(String, Module)] = [
             ("\(prefix)conv1", Conv2d(store, "\(name).\(prefix)conv1", inC, c, kernel: 3, padding: 1, bias: false, rng: rng)),
             ("\(prefix)norm1", BatchNorm2d(store, "\(name).\(prefix)norm1", c, fusedReLU: true)),
@@ -64,7 +64,7 @@ final class UNet: Module {
             ("\(prefix)norm2", BatchNorm2d(store, "\(name).\(prefix)norm2", c, fusedReLU: true)),
             ("\(prefix)relu2", ReLU(inplace: true, fusedIntoPrevious: true)),
                 ]
-        return NamedSequential("Sequential", layers)
+        return Sequential(named: layers)
     }
 
     var typeDescription: String { "UNet" }

@@ -118,13 +118,4 @@ public final class GradientSync {
         visit(network.root, path: "")
         return result
     }
-
-    /// Averages a few scalars (metrics) over ranks, weighted by `weight` (e.g. samples seen).
-    public func weightedMean(_ values: [Double], weight: Double) throws -> [Double] {
-        guard communicator.size > 1 else { return values }
-        var packed = values.map { $0 * weight } + [weight]
-        try communicator.allreduce(&packed, op: .sum)
-        let total = packed.removeLast()
-        return packed.map { total > 0 ? $0 / total : 0 }
-    }
 }

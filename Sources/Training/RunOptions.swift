@@ -9,9 +9,8 @@ public struct RunOptions {
     /// Write a checkpoint at the end of every this many epochs (and always after the last).
     public var checkpointEveryEpochs = 1
     public var keep = 3
-    /// A checkpoint file or run directory to continue from; "auto" = this run's own directory.
-    public var resume: String? = nil
-    /// Initial weights (e.g. imported torchvision ResNet-50), loaded non-strictly; the fc is skipped.
+    /// Initial weights (e.g. imported torchvision ResNet-50), loaded non-strictly; the model's output
+    /// layer (`ModelSpec.headPrefixes`: ResNet's fc, facenet's fc1, U-Net's final conv, ...) is not loaded.
     public var initWeights: String? = nil
     public var threads = 1
     /// Where `threads` came from (printed at start): "--threads", "OPENBLAS_NUM_THREADS", the affinity mask...
