@@ -108,7 +108,7 @@ final class InvertedResidual: Module {
         var layers: [Module] = []
         if t != 1 { layers.append(convNormActivation(b, "\(name).conv.0", inp, hidden, kernel: 1, stride: 1)) }
         let i = layers.count
-        layers.append(NamedSequential("Conv2dNormActivation", [
+        layers.append(Sequential(typeName: "Conv2dNormActivation", named: [
             ("0", b.depthwise("\(name).conv.\(i).0", hidden, stride: stride)),
             ("1", BatchNorm2d(b.store, "\(name).conv.\(i).1", hidden, fusedReLU6: true)),
             ("2", ReLU6(inplace: true, fusedIntoPrevious: true)),
@@ -139,7 +139,7 @@ final class InvertedResidual: Module {
 /// (k − 1)/2), BatchNorm2d, ReLU6 (fused into the BatchNorm: one pass over the activations less
 /// forward and backward; the module stays for the printed summary).
 private func convNormActivation(_ b: ConvBuilder, _ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int) -> Module {
-    NamedSequential("Conv2dNormActivation", [
+    Sequential(typeName: "Conv2dNormActivation", named: [
         ("0", b.conv("\(name).0", inC, outC, kernel: kernel, stride: stride, padding: (kernel - 1) / 2)),
         ("1", BatchNorm2d(b.store, "\(name).1", outC, fusedReLU6: true)),
         ("2", ReLU6(inplace: true, fusedIntoPrevious: true)),
