@@ -35,6 +35,10 @@ final class DivergenceTests: XCTestCase {
         try diverge(["resnet18", "--input-size", "64x64", "--width", "8"])
     }
 
+    func testMobileNetStops() throws {
+        try diverge(["mobilenet-pfld", "--input-size", "64", "--width", "4"])
+    }
+
     func testUNetStopsForEveryHeatmapLoss() throws {
         for loss in ["softargmax", "softmax-ce", "mse"] {
             try diverge(["unet", "--input-size", "48x48", "--width", "8", "--heatmap-loss", loss])
