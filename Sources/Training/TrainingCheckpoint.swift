@@ -81,6 +81,8 @@ public struct Preprocessing: Codable, Equatable, Sendable {
     public var keypoints: [Int]?
     public var flipPermutation: [Int]
     public var normalisingPair: [Int]?
+    /// Written for readers of the checkpoint format (fkp before the head types read these two);
+    /// fkp itself takes the target and the decoder from the configuration's head (`TrainConfig.head`).
     public var task: TrainConfig.Task
     public var heatmapSigma: Float
 }
