@@ -12,7 +12,7 @@
 /// activations forward and backward. Forward writes max(0, y); backward zeroes the gradient where
 /// the output is 0. Models print the separate `ReLU(..., fusedIntoPrevious: true)` module.
 /// `fusedReLU6`: the same with MobileNet's ReLU6, min(max(0, y), 6); the gradient is zeroed where
-/// the output is 0 or 6 (`ReLU6(..., fusedIntoPrevious: true)` prints it).
+/// the output is 0 or 6 (`ReLU(cap: 6, ..., fusedIntoPrevious: true)` prints it).
 public final class BatchNorm2d: Module {
     public let channels: Int
     public let eps, momentum: Float

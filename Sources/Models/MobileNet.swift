@@ -111,7 +111,7 @@ final class InvertedResidual: Module {
         layers.append(Sequential(typeName: "Conv2dNormActivation", named: [
             ("0", b.depthwise("\(name).conv.\(i).0", hidden, stride: stride)),
             ("1", BatchNorm2d(b.store, "\(name).conv.\(i).1", hidden, fusedReLU6: true)),
-            ("2", ReLU6(inplace: true, fusedIntoPrevious: true)),
+            ("2", ReLU(cap: 6, inplace: true, fusedIntoPrevious: true)),
         ]))
         layers.append(b.conv("\(name).conv.\(i + 1)", hidden, oup, kernel: 1, stride: 1, padding: 0))
         layers.append(b.bn("\(name).conv.\(i + 2)", oup))
@@ -142,7 +142,7 @@ private func convNormActivation(_ b: ConvBuilder, _ name: String, _ inC: Int, _ 
     Sequential(typeName: "Conv2dNormActivation", named: [
         ("0", b.conv("\(name).0", inC, outC, kernel: kernel, stride: stride, padding: (kernel - 1) / 2)),
         ("1", BatchNorm2d(b.store, "\(name).1", outC, fusedReLU6: true)),
-        ("2", ReLU6(inplace: true, fusedIntoPrevious: true)),
+        ("2", ReLU(cap: 6, inplace: true, fusedIntoPrevious: true)),
     ])
 }
 

@@ -84,52 +84,35 @@ final class BatchNormTests: XCTestCase {
         }
     }
 
-    /// BatchNorm2d(fusedReLU: true) must equal BatchNorm2d followed by ReLU, forward and backward.
-    func testFusedReLUEqualsSeparateReLU() {
-        let (fusedStore, fused) = makeBN(fusedReLU: true)
-        let (plainStore, plain) = makeBN()
-        let relu = ReLU(), printedReLU = ReLU(inplace: true, fusedIntoPrevious: true)
-        let ctx = Context(training: true)
-        let x = GradCheck.randomTensor([3, 3, 4, 5], seed: 9)
-        let dy = GradCheck.randomTensor([3, 3, 4, 5], seed: 10)
-        let yFused = printedReLU.forward(fused.forward(x, ctx), ctx).toArray()
-        let yPlain = relu.forward(plain.forward(x, ctx), ctx).toArray()
-        XCTAssertEqual(yFused, yPlain)
-        XCTAssertTrue(yFused.contains(0) && yFused.contains { $0 > 0 })
-        let dxFused = fused.backward(printedReLU.backward(dy, ctx), ctx).toArray()
-        let dxPlain = plain.backward(relu.backward(dy, ctx), ctx).toArray()
-        XCTAssertLessThan(GradCheck.maxDifference(dxFused, dxPlain), 1e-6)
-        XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: "bn.weight")!, plainStore.gradArray(named: "bn.weight")!), 1e-5)
-        XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: "bn.bias")!, plainStore.gradArray(named: "bn.bias")!), 1e-5)
-    }
-}
-
-extension BatchNormTests {
-    /// BatchNorm2d(fusedReLU6: true) must equal BatchNorm2d followed by ReLU6 (outputs on both sides
-    /// of the clamps), forward and backward.
-    func testFusedReLU6EqualsSeparateReLU6() {
-        func make(fused: Bool) -> (ParameterStore, BatchNorm2d) {
-            let store = ParameterStore()
-            let bn = BatchNorm2d(store, "bn", 3, fusedReLU6: fused)
-            store.allocate()
-            store.set("bn.weight", [4, 5, 6]); store.set("bn.bias", [1, 2, 3])   // wide enough to reach 6
-            return (store, bn)
-        }
-        let (fusedStore, fused) = make(fused: true), (plainStore, plain) = make(fused: false)
-        let relu6 = ReLU6(), printed = ReLU6(inplace: true, fusedIntoPrevious: true)
-        XCTAssertEqual(printed.typeDescription, "ReLU6(inplace=True)")
-        let ctx = Context(training: true)
-        let x = GradCheck.randomTensor([3, 3, 4, 5], seed: 9)
-        let dy = GradCheck.randomTensor([3, 3, 4, 5], seed: 10)
-        let yFused = printed.forward(fused.forward(x, ctx), ctx).toArray()
-        let yPlain = relu6.forward(plain.forward(x, ctx), ctx).toArray()
-        XCTAssertEqual(yFused, yPlain)
-        XCTAssertTrue(yFused.contains(0) && yFused.contains(6) && yFused.contains { $0 > 0 && $0 < 6 })
-        let dxFused = fused.backward(printed.backward(dy, ctx), ctx).toArray()
-        let dxPlain = plain.backward(relu6.backward(dy, ctx), ctx).toArray()
-        XCTAssertLessThan(GradCheck.maxDifference(dxFused, dxPlain), 1e-5)
-        for name in ["bn.weight", "bn.bias"] {
-            XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: name)!, plainStore.gradArray(named: name)!), 1e-5, name)
+    /// BatchNorm2d(fusedReLU: true) must equal BatchNorm2d followed by ReLU, and (fusedReLU6: true)
+    /// BatchNorm2d followed by ReLU6 (outputs on both sides of the clamps), forward and backward.
+    func testFusedClampsEqualSeparateActivations() {
+        for cap: Float in [.infinity, 6] {
+            func make(fused: Bool) -> (ParameterStore, BatchNorm2d) {
+                let store = ParameterStore()
+                let bn = BatchNorm2d(store, "bn", 3, fusedReLU: fused && cap == .infinity, fusedReLU6: fused && cap == 6)
+                store.allocate()
+                store.set("bn.weight", [4, 5, 6]); store.set("bn.bias", [1, 2, 3])   // wide enough to reach 6
+                return (store, bn)
+            }
+            let (fusedStore, fused) = make(fused: true), (plainStore, plain) = make(fused: false)
+            let activation = ReLU(cap: cap), printed = ReLU(cap: cap, inplace: true, fusedIntoPrevious: true)
+            XCTAssertEqual(printed.typeDescription, cap == 6 ? "ReLU6(inplace=True)" : "ReLU(inplace=True)")
+            let ctx = Context(training: true)
+            let x = GradCheck.randomTensor([3, 3, 4, 5], seed: 9)
+            let dy = GradCheck.randomTensor([3, 3, 4, 5], seed: 10)
+            let yFused = printed.forward(fused.forward(x, ctx), ctx).toArray()
+            let yPlain = activation.forward(plain.forward(x, ctx), ctx).toArray()
+            XCTAssertEqual(yFused, yPlain, "cap \(cap)")
+            XCTAssertTrue(yFused.contains(0) && yFused.contains { $0 > 0 && $0 < 6 }, "cap \(cap)")
+            if cap == 6 { XCTAssertTrue(yFused.contains(6)) }
+            let dxFused = fused.backward(printed.backward(dy, ctx), ctx).toArray()
+            let dxPlain = plain.backward(activation.backward(dy, ctx), ctx).toArray()
+            XCTAssertLessThan(GradCheck.maxDifference(dxFused, dxPlain), 1e-5, "cap \(cap)")
+            for name in ["bn.weight", "bn.bias"] {
+                XCTAssertLessThan(GradCheck.maxDifference(fusedStore.gradArray(named: name)!, plainStore.gradArray(named: name)!), 1e-5,
+                                  "cap \(cap) \(name)")
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ final class DepthwiseConv2dTests: XCTestCase {
 
     func testReLU6MatchesPyTorch() {
         for f in Fixtures.load("depthwise") where f.string("kind") == "relu6" {
-            let relu6 = ReLU6(inplace: true)
+            let relu6 = ReLU(cap: 6, inplace: true)
             XCTAssertEqual(relu6.typeDescription, f.string("repr"))
             let ctx = Context()
             let y = relu6.forward(f.tensor("x"), ctx)
