@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 Scripts/setup.sh --no-build
 # mpirun refuses to start as root (CI runs as root) unless told it may.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# The Python side of the tests (PyTorch loads fkp's checkpoints): a virtual environment in .build/,
+# made once per build folder (about 1.5 min and 4 GB: PyPI's torch wheel brings its CUDA libraries).
+# System packages (PyYAML, matplotlib) stay visible to it; the tests find it first on PATH.
+venv=.build/python
+if ! "$venv/bin/python" -c "import torch, safetensors, numpy" 2>/dev/null; then
+    echo "test: making $venv (torch, safetensors, numpy)"
+    if ! { python3 -m venv --system-site-packages "$venv" && "$venv/bin/pip" install -q torch safetensors numpy; }; then
+        echo "test: warning: the Python packages could not be installed; the PyTorch test will report a skip" >&2
+    fi
+fi
+export PATH="$PWD/$venv/bin:$PATH"
 swift build -c release --build-tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
