@@ -41,6 +41,11 @@ public struct AugmentationParameters: Sendable, Equatable {
     /// Detector-like error of the face box before cropping: its centre moves by up to ±boxJitter
     /// of the box's width / height and its size scales by 1 ± boxJitter; 0 = off.
     public var boxJitter: Float = 0
+    /// Re-crop each augmented face so that its box keeps the labelled box's relation to the
+    /// keypoints (`SamplePipeline.sampleTransform`): rotation, shear and the flip still change the
+    /// face, but the crop frames it as validation and prediction crops frame faces. Zoom and shift
+    /// are absorbed by the re-crop. Draws no random numbers.
+    public var reframe = false
 
     public init() {}
 
@@ -70,6 +75,8 @@ public struct Augmentation: Sendable, Equatable {
     /// Gaussian blur σ in crop pixels (0: none).
     public var blurSigma: Float = 0
     public var gamma: Float = 1
+    /// Re-crop the augmented face from its keypoints (`AugmentationParameters.reframe`).
+    public var reframe = false
 
     public init(flip: Bool = false, shearX: Float = 0, shiftX: Float = 0, shiftY: Float = 0, zoomOut: Float = 0,
                 rotationDegrees: Float = 0, brightness: Float = 0, contrast: Float = 1,

@@ -74,6 +74,7 @@ extension Augmentation {
         if p.gammaRange > 0 {
             gamma = Float(Foundation.exp(Double(rng.symmetric(Float(Foundation.log1p(Double(p.gammaRange)))))))
         }
+        reframe = p.reframe
     }
 
     /// Whether `applyPixelEffects` changes anything.

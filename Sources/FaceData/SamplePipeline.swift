@@ -142,15 +142,54 @@ public struct SamplePipeline: Sendable {
         return Affine2D(a: s, b: 0, c: Float(w - 1) / 2 - cx * s, d: 0, e: s, f: Float(h - 1) / 2 - cy * s)
     }
 
+    /// Source pixels → crop pixels for one augmentation draw: the crop of the (jittered) box, then
+    /// the draw's geometry about the crop centre. With `augmentation.reframe` the crop is then
+    /// rebuilt around the augmented keypoints: the new box stands to their extent as the labelled
+    /// box stands to the original keypoints' extent (mirrored with a flip), and box jitter acts on
+    /// that box. On ytfaces68 and 300-W's large set the box *is* the keypoints' extent, so a rotated
+    /// training face is framed exactly as a validation face is; without reframing, rotation, zoom and
+    /// shift leave the face off the box that every evaluation crop is built from.
+    public func sampleTransform(for record: FaceRecord, augmentation: Augmentation) -> Affine2D {
+        let w = options.width, h = options.height
+        guard augmentation.reframe, let box = record.box, let extent = Self.extent(record.keypoints) else {
+            return cropTransform(for: record, boxJitter: augmentation.boxJitter)
+                .followed(by: augmentation.transform(width: w, height: h))
+        }
+        let augmented = cropTransform(for: record).followed(by: augmentation.transform(width: w, height: h))
+        var moved = record.keypoints
+        for i in stride(from: 0, to: moved.count - 1, by: 2) {
+            let p = augmented.apply(moved[i], moved[i + 1])
+            moved[i] = p.x; moved[i + 1] = p.y
+        }
+        guard let e = Self.extent(moved) else { return augmented }
+        let mirror: Float = augmentation.flip ? -1 : 1
+        let offsetX = mirror * (box.x + box.width / 2 - (extent.x + extent.width / 2)) / extent.width
+        let offsetY = (box.y + box.height / 2 - (extent.y + extent.height / 2)) / extent.height
+        let bw = box.width / extent.width * e.width, bh = box.height / extent.height * e.height
+        let cx = e.x + e.width / 2 + offsetX * e.width, cy = e.y + e.height / 2 + offsetY * e.height
+        let reframed = augmentation.boxJitter.apply(to: Box(x: cx - bw / 2, y: cy - bh / 2, width: bw, height: bh))
+        return augmented.followed(by: cropTransform(box: reframed, imageWidth: w, imageHeight: h))
+    }
+
+    /// The bounding box of the finite points among interleaved x, y; nil when there are none or
+    /// they span less than a thousandth of a pixel in either direction.
+    static func extent(_ points: [Float]) -> Box? {
+        var x0 = Float.infinity, y0 = Float.infinity, x1 = -Float.infinity, y1 = -Float.infinity
+        for i in stride(from: 0, to: points.count - 1, by: 2) where points[i].isFinite && points[i + 1].isFinite {
+            x0 = min(x0, points[i]); x1 = max(x1, points[i])
+            y0 = min(y0, points[i + 1]); y1 = max(y1, points[i + 1])
+        }
+        guard x1 - x0 > 1e-3, y1 - y0 > 1e-3 else { return nil }
+        return Box(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
+    }
+
     /// Draws augmentations until the output keypoints stay inside the crop (up to
     /// `attempts` tries); otherwise the identity (the unaugmented crop).
     public func drawAugmentation(for record: FaceRecord, rng: inout SplitMix64) -> Augmentation {
-        let crop = cropTransform(for: record)
         let maxX = Float(options.width - 1), maxY = Float(options.height - 1)
         for _ in 0..<max(options.augmentation.attempts, 1) {
             let augmentation = Augmentation.draw(options.augmentation, rng: &rng)
-            let jittered = augmentation.boxJitter.isNone ? crop : cropTransform(for: record, boxJitter: augmentation.boxJitter)
-            let m = jittered.followed(by: augmentation.transform(width: options.width, height: options.height))
+            let m = sampleTransform(for: record, augmentation: augmentation)
             let inside = labels.allSatisfy { label in
                 let p = m.apply(record.keypoints[2 * label], record.keypoints[2 * label + 1])
                 return p.x >= 0 && p.y >= 0 && p.x <= maxX && p.y <= maxY
@@ -167,8 +206,7 @@ public struct SamplePipeline: Sendable {
                         image: UnsafeMutablePointer<Float>, keypoints: UnsafeMutablePointer<Float>,
                         heatmaps: UnsafeMutablePointer<Float>?, heatmapStride: Int? = nil) -> SampleInfo {
         let w = options.width, h = options.height
-        let m = cropTransform(for: record, boxJitter: augmentation.boxJitter)
-            .followed(by: augmentation.transform(width: w, height: h))
+        let m = sampleTransform(for: record, augmentation: augmentation)
         record.image.warp(by: m, into: image, width: w, height: h, fill: options.fill)
         // Occlusion, blur and gamma (RecipeAugmentation.swift); nothing at their defaults.
         if augmentation.hasPixelEffects { augmentation.applyPixelEffects(to: image, width: w, height: h) }

@@ -69,6 +69,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var augmentGamma: Float? = nil
     /// Face-box jitter before cropping: centre ±F of the box size, size × (1 ± F); nil: off.
     public var boxJitter: Float? = nil
+    /// Re-crop augmented faces around their keypoints (`AugmentationParameters.reframe`); nil: off.
+    public var reframe: Bool? = nil
 
     public init() {}
 
@@ -81,6 +83,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if let augmentBlur { p.blurProbability = augmentBlur }
         if let augmentGamma { p.gammaRange = augmentGamma }
         if let boxJitter { p.boxJitter = boxJitter }
+        p.reframe = reframe ?? false
         return p
     }
 

@@ -49,6 +49,7 @@ struct Train: ParsableCommand {
     @Option(help: "Chance of a Gaussian blur of the crop, sigma up to 1.5 px (0: off).") var blur: Float?
     @Option(help: "Gamma range R: gamma between 1/(1+R) and 1+R (0: off).") var gamma: Float?
     @Option(help: "Face-box jitter before cropping: shift ±F of the box, scale 1 ± F (0: off).") var boxJitter: Float?
+    @Flag(inversion: .prefixedNo, help: "Re-crop each augmented face around its keypoints so that its box stands to them as the labelled box does (rotation and shear change the face, the framing stays that of evaluation crops).") var reframe: Bool?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = TrainingData.defaultCacheBytes >> 20
@@ -73,6 +74,7 @@ struct Train: ParsableCommand {
             ("--augment-scale", augmentScale != nil), ("--flip-test", flipTest != nil), ("--heatmap-decoding", heatmapDecoding != nil),
             ("--loss", loss != nil), ("--ema", ema != nil), ("--occlusion", occlusion != nil), ("--blur", blur != nil),
             ("--gamma", gamma != nil), ("--box-jitter", boxJitter != nil),
+            ("--reframe", reframe != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
@@ -124,6 +126,7 @@ struct Train: ParsableCommand {
         if let blur { config.augmentBlur = blur }
         if let gamma { config.augmentGamma = gamma }
         if let boxJitter { config.boxJitter = boxJitter }
+        if let reframe { config.reframe = reframe }
         if let size = input.inputSize { (config.inputWidth, config.inputHeight) = (size.width, size.height) }
         if let keypoints {
             let list = keypoints.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -224,6 +227,7 @@ struct Presets: ParsableCommand {
             if let p = c.augmentBlur { settings += " blur \(p)" }
             if let r = c.augmentGamma { settings += " gamma ±\(r)" }
             if let f = c.boxJitter { settings += " box-jitter \(f)" }
+            if c.reframe == true { settings += " reframe" }
             print(settings)
             print("  data: \(preset.dataHint ?? c.data)")
         }

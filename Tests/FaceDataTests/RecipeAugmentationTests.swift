@@ -192,4 +192,49 @@ final class RecipeAugmentationTests: XCTestCase {
         }
         XCTAssertGreaterThan(jittered, 8)
     }
+
+    /// Reframing: whatever the rotation, shear, zoom, shift and flip, the augmented face's box
+    /// stands to its keypoints as the labelled box does — for a tight box (the keypoints' extent,
+    /// as in ytfaces68) the extent fills the crop as a validation crop's does — and the keypoints
+    /// stay on their dots and map back to the source image.
+    func testReframeKeepsTheBoxToKeypointRelation() throws {
+        let pipeline = try pipeline { $0.maxRotationDegrees = 30; $0.maxZoomOut = 0.25; $0.maxZoomIn = 0.25; $0.reframe = true }
+        let dotted = dottedRecord()
+        func extent(_ p: [Float]) -> (cx: Float, cy: Float, w: Float, h: Float) {
+            let xs = stride(from: 0, to: p.count, by: 2).map { p[$0] }, ys = stride(from: 1, to: p.count, by: 2).map { p[$0] }
+            return ((xs.min()! + xs.max()!) / 2, (ys.min()! + ys.max()!) / 2, xs.max()! - xs.min()!, ys.max()! - ys.min()!)
+        }
+        let e = extent(dotted.keypoints)
+        let tight = FaceRecord(image: dotted.image, keypoints: dotted.keypoints, box: Box(x: e.cx - e.w / 2, y: e.cy - e.h / 2, width: e.w, height: e.h), source: "tight")
+        // A detector-like box: 20 % of the extent's width right of it, 10 % lower, 1.3 × its size.
+        let loose = FaceRecord(image: dotted.image, keypoints: dotted.keypoints,
+                               box: Box(x: e.cx + 0.2 * e.w - 0.65 * e.w, y: e.cy + 0.1 * e.h - 0.65 * e.h, width: 1.3 * e.w, height: 1.3 * e.h), source: "loose")
+        let centre: Float = 47.5
+        var rotated = 0, flipped = 0
+        for n in 0 ..< 16 {
+            var rng = SplitMix64(9, 0, UInt64(n))
+            let a = pipeline.drawAugmentation(for: tight, rng: &rng)
+            XCTAssertTrue(a.reframe)
+            if abs(a.rotationDegrees) > 10 { rotated += 1 }
+            if a.flip { flipped += 1 }
+            let t = pipeline.sample(tight, augmentation: a)
+            let te = extent(t.keypoints)
+            XCTAssertEqual(te.cx, centre, accuracy: 1e-3, "draw \(n)"); XCTAssertEqual(te.cy, centre, accuracy: 1e-3)
+            XCTAssertEqual(max(te.w, te.h) * 1.4, 96, accuracy: 1e-3, "draw \(n): the extent does not fill the box")
+            for k in 0 ..< 68 {
+                XCTAssertGreaterThan(t.image.sample(t.keypoints[2 * k], t.keypoints[2 * k + 1]), 0.6, "draw \(n) point \(k) off its dot")
+            }
+            let back = pipeline.sourceKeypoints(normalised: t.keypoints.map { $0 / 96 }, info: t.info)
+            for k in 0 ..< 136 { XCTAssertEqual(back[k], tight.keypoints[k], accuracy: 1e-3) }
+            // The loose box: its centre stays 20 % of the extent right (left when mirrored) and 10 % below.
+            let l = extent(pipeline.sample(loose, augmentation: a).keypoints)
+            XCTAssertEqual(centre - l.cx, (a.flip ? -0.2 : 0.2) * l.w, accuracy: 1e-2, "draw \(n)")
+            XCTAssertEqual(centre - l.cy, 0.1 * l.h, accuracy: 1e-2, "draw \(n)")
+            XCTAssertEqual(max(1.3 * l.w, 1.3 * l.h) * 1.4, 96, accuracy: 1e-2, "draw \(n)")
+        }
+        XCTAssertGreaterThan(rotated, 4); XCTAssertGreaterThan(flipped, 3)
+        // The unaugmented crop (validation, prediction) is never reframed.
+        XCTAssertFalse(Augmentation.identity.reframe)
+        XCTAssertEqual(pipeline.sampleTransform(for: tight, augmentation: .identity), pipeline.cropTransform(for: tight))
+    }
 }
