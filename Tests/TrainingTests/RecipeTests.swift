@@ -75,4 +75,20 @@ final class RecipeTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains(fragment), "\(fragment) not in \(r.stdout)")
         }
     }
+
+    /// The framed presets are the recipe ones with `--reframe`, and nothing else changed; the
+    /// flag reaches the loader's parameters and `fkp presets` shows it.
+    func testFramedPresetsAreTheRecipeWithReframing() throws {
+        for (framed, recipe) in [("unet-ibug-framed", "unet-ibug-recipe"), ("unet-ibug-framed-fast", "unet-ibug-recipe-fast")] {
+            var config = try XCTUnwrap(Preset.named(framed)).config
+            XCTAssertTrue(config.augmentation.reframe, framed)
+            config.reframe = nil; config.preset = recipe
+            XCTAssertEqual(config, try XCTUnwrap(Preset.named(recipe)).config, framed)
+        }
+        XCTAssertFalse(try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config.augmentation.reframe)
+        let r = try ProcessRunner.run(TestPaths.product("fkp").path, ["presets"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("unet-ibug-framed-fast:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains(" reframe"), r.stdout)
+    }
 }
