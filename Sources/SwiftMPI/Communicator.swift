@@ -155,6 +155,24 @@ public final class Communicator: @unchecked Sendable {
         return request
     }
 
+    /// Starts a non-blocking broadcast of `root`'s buffer (in place). Every rank must pass the
+    /// same count and root (not cross-checked: the callers pass fixed sizes); the buffer must stay
+    /// valid and untouched until the request completes.
+    public func ibroadcast<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int = 0) throws -> Request {
+        try checkRoot(root)
+        let request = Request()
+        try MPI.check(MPI_Ibcast(buffer.baseAddress, try count(buffer.count), T.mpiDatatype, Int32(root), handle, &request.handle),
+                      "MPI_Ibcast")
+        return request
+    }
+
+    /// Starts a non-blocking barrier: it completes once every rank has started it.
+    public func ibarrier() throws -> Request {
+        let request = Request()
+        try MPI.check(MPI_Ibarrier(handle, &request.handle), "MPI_Ibarrier")
+        return request
+    }
+
     // MARK: - Checks
 
     func checkRoot(_ root: Int) throws {

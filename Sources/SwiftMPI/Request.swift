@@ -1,6 +1,6 @@
 import CMPI
 
-/// A pending non-blocking operation (from `iallreduce`).
+/// A pending non-blocking operation (from `iallreduce`, `ibroadcast` or `ibarrier`).
 public final class Request: @unchecked Sendable {
     var handle: MPI_Request? = fkp_request_null()
 

@@ -45,7 +45,8 @@ public enum Evaluator {
     /// `config` gives the head and the flip test.
     public static func evaluate(network: Network, loader: BatchLoader, config: TrainConfig,
                                 normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
-                                keepImages: Bool = false, input: Tensor = Tensor(shape: [0])) throws -> EvaluationResult {
+                                keepImages: Bool = false, input: Tensor = Tensor(shape: [0]),
+                                collectives: WatchedCollectives? = nil) throws -> EvaluationResult {
         let wasTraining = network.training
         network.training = false
         defer { network.training = wasTraining }
@@ -53,7 +54,7 @@ public enum Evaluator {
         let loss = head.makeLoss()
         if flipTest { try FlipTest.check(loader.pipeline) }
         return try score(loader: loader, normalisingPair: normalisingPair, communicator: communicator, epoch: epoch,
-                         keepImages: keepImages) { batch in
+                         keepImages: keepImages, collectives: collectives) { batch in
             input.load(batch)
             var value: Float = 0
             let points = predictions(network, input: input, head: head, flipTest: flipTest, keypoints: k,
@@ -65,9 +66,10 @@ public enum Evaluator {
     }
 
     /// Scores any predictor over `loader` (each sample once across ranks). `predict` returns the
-    /// batch's loss (nil when it has none) and each sample's normalised keypoints.
+    /// batch's loss (nil when it has none) and each sample's normalised keypoints. The sums meet in
+    /// one allreduce, through `collectives` when given (the trainer's, under its stall watchdog).
     public static func score(loader: BatchLoader, normalisingPair: (Int, Int)?, communicator: Communicator, epoch: Int = 0,
-                             keepImages: Bool = false,
+                             keepImages: Bool = false, collectives: WatchedCollectives? = nil,
                              predict: (Batch) -> (loss: Double?, keypoints: (Int) -> [Float])) throws -> EvaluationResult {
         var result = EvaluationResult()
         var sums = [Double](repeating: 0, count: 7)   // loss·n, n, pixel, nme, failures, auc, images
@@ -99,7 +101,7 @@ public enum Evaluator {
                 }
             }
         }
-        try communicator.allreduce(&sums, op: .sum)
+        try (collectives ?? WatchedCollectives(communicator)).allreduce(&sums, op: .sum, "the validation metrics")
         result.loss = sums[1] > 0 ? sums[0] / sums[1] : .nan
         let n = max(sums[6], 1)
         result.metrics.images = Int(sums[6])

@@ -37,10 +37,10 @@ public final class GradientSync {
         bucketElements = max(1, bucketBytes / MemoryLayout<Float>.size)
     }
 
-    /// Aborts the job when the gradient allreduce waits longer than `seconds` (nil: waits forever),
+    /// Waits for the gradient allreduce under `watchdog` (nil: waits forever), which aborts the job
     /// naming the ranks that have not arrived (see `StallWatchdog`).
-    public func watchForStalls(timeout seconds: Double?) {
-        watchdog = seconds.flatMap { $0 > 0 && communicator.size > 1 ? StallWatchdog(communicator: communicator, timeout: $0) : nil }
+    func watchForStalls(_ watchdog: StallWatchdog?) {
+        self.watchdog = watchdog
     }
 
     /// Sums `grads` over all ranks and divides by the world size, in place.
@@ -68,7 +68,7 @@ public final class GradientSync {
         defer { requests.removeAll(); waiting.removeAll() }
         guard communicator.size > 1, grads.count > 0 else { return }
         start(from: 0)
-        if let watchdog { try watchdog.wait(for: requests, step: step) } else { for request in requests { try request.wait() } }
+        if let watchdog { try watchdog.wait("step \(step)'s gradient allreduce") { requests } } else { for request in requests { try request.wait() } }
         if let failure { self.failure = nil; throw failure }
         let scale = 1 / Float(communicator.size)
         let base = grads.baseAddress!

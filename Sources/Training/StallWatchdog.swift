@@ -2,27 +2,44 @@ import CMPI
 import Foundation
 import SwiftMPI
 
-/// Horovod's stall inspector for the gradient allreduce: a rank that stops (a hung NFS read, a
-/// stopped or swapping process, a dead node the network has not noticed) leaves every other rank
-/// waiting in the allreduce forever. Here each rank tells rank 0 when it starts waiting for step
-/// S's gradients (a one-integer message), rank 0 notes who has arrived while it waits itself,
-/// and a wait longer than `timeout` prints which ranks have not arrived at which step and aborts
-/// the job, so a scheduler sees a failure instead of a job that burns its allocation doing nothing.
+/// Horovod's stall inspector, for every collective of the training loop: a rank that stops (a hung
+/// NFS read, a stopped or swapping process, a dead node the network has not noticed) leaves every
+/// other rank waiting in the next collective forever — the start broadcast, a step's gradient
+/// allreduce, its loss agreement, the checkpoint or the validation metrics. Every rank runs the
+/// same collectives in the same order, so each gets a sequence number: a rank tells rank 0 the
+/// number of each collective it starts (a one-integer message), rank 0 notes who has arrived while
+/// it waits itself, and a wait longer than `timeout` prints which ranks have not arrived, and where
+/// each of them was last, and aborts the job, so a scheduler sees a failure instead of a job that
+/// burns its allocation doing nothing.
 final class StallWatchdog {
     let communicator: Communicator
     let timeout: Double
-    /// rank 0: the last step each rank reported (-1: none yet).
+    /// The collectives started so far on this rank.
+    private var sequence: Int64 = 0
+    /// rank 0: the last collective each rank reported (0: none yet).
     private var arrived: [Int64]
+    /// rank 0: what its own recent collectives were, by sequence number (names the place where a
+    /// missing rank was last seen; the most recent `rememberedNames` only).
+    private var names: [Int64: String] = [:]
+    private static let rememberedNames: Int64 = 64
     private var receiveBuffer = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
     private var receive: MPI_Request? = fkp_request_null()
     private var sendBuffer = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
     private var send: MPI_Request? = fkp_request_null()
     private static let tag: Int32 = 0x57A1
+    /// For the tests: `FKP_TEST_STOP_BEFORE=RANK:NAME` makes that rank stop itself (SIGSTOP, as a
+    /// hung process would) before the first collective whose name starts with NAME, so each kind
+    /// of stall can be provoked at a known place.
+    private let stopBefore: (rank: Int, collective: String)? = {
+        guard let spec = ProcessInfo.processInfo.environment["FKP_TEST_STOP_BEFORE"],
+              let colon = spec.firstIndex(of: ":"), let rank = Int(spec[..<colon]) else { return nil }
+        return (rank, String(spec[spec.index(after: colon)...]))
+    }()
 
     init(communicator: Communicator, timeout: Double) {
         self.communicator = communicator
         self.timeout = timeout
-        arrived = Array(repeating: -1, count: communicator.size)
+        arrived = Array(repeating: 0, count: communicator.size)
     }
 
     deinit {
@@ -36,9 +53,18 @@ final class StallWatchdog {
         sendBuffer.deallocate()
     }
 
-    /// Waits for `requests` (the step's gradient buckets) like `wait()`, watching the clock.
-    func wait(for requests: [Request], step: Int) throws {
-        try announce(step: step)
+    /// Starts one collective, `what` (e.g. "step 12's loss agreement"), with `start` (which returns
+    /// its requests; the gradient allreduce's buckets may be under way already) and waits for it
+    /// like `wait()`, watching the clock.
+    func wait(_ what: @autoclosure () -> String, start: () throws -> [Request]) throws {
+        sequence += 1
+        if let stop = stopBefore, stop.rank == communicator.rank, what().hasPrefix(stop.collective) { raise(SIGSTOP) }
+        let requests = try start()
+        if communicator.rank == 0 {
+            names[sequence] = what()
+            names[sequence - Self.rememberedNames] = nil
+        }
+        try announce(sequence)
         let started = Date()
         // Non-root ranks give rank 0 (which can name the missing ranks) time to speak first.
         let limit = communicator.rank == 0 ? timeout : timeout * 1.5 + 5
@@ -47,7 +73,7 @@ final class StallWatchdog {
         while !pending.isEmpty {
             pending = try pending.filter { try !$0.test() }
             if communicator.rank == 0 { drainArrivals() }
-            if !pending.isEmpty && Date().timeIntervalSince(started) > limit { stalled(step: step, seconds: Date().timeIntervalSince(started)) }
+            if !pending.isEmpty && Date().timeIntervalSince(started) > limit { stalled(in: what(), seconds: Date().timeIntervalSince(started)) }
             polls += 1
             Self.backOff(polls)
         }
@@ -61,15 +87,16 @@ final class StallWatchdog {
         if polls > 2_000 { usleep(100) } else if polls > 200 { sched_yield() }
     }
 
-    private func announce(step: Int) throws {
+    private func announce(_ sequence: Int64) throws {
         if communicator.rank == 0 {
-            arrived[0] = Int64(step)
+            arrived[0] = sequence
             if receive == fkp_request_null() { try postReceive() }
             return
         }
-        // The previous report went out long ago (a step has passed); make sure before reusing the buffer.
+        // The previous report (8 bytes, sent eagerly) went out when the previous collective started;
+        // make sure before reusing the buffer.
         if send != fkp_request_null() { try MPI.check(MPI_Wait(&send, fkp_status_ignore()), "MPI_Wait") }
-        sendBuffer.pointee = Int64(step)
+        sendBuffer.pointee = sequence
         try communicator.call("MPI_Isend") { MPI_Isend(sendBuffer, 1, fkp_type_int64(), 0, StallWatchdog.tag, $0, &send) }
     }
 
@@ -89,13 +116,16 @@ final class StallWatchdog {
         }
     }
 
-    private func stalled(step: Int, seconds: Double) -> Never {
-        var line = String(format: "fkp: error: stall: rank %d has waited %.0f s (--stall-timeout %.0f) in step %d's gradient allreduce; ",
-                          communicator.rank, seconds, timeout, step)
+    private func stalled(in what: String, seconds: Double) -> Never {
+        var line = String(format: "fkp: error: stall: rank %d has waited %.0f s (--stall-timeout %.0f) in %@; ",
+                          communicator.rank, seconds, timeout, what)
         if communicator.rank == 0 {
-            let missing = arrived.indices.filter { arrived[$0] < Int64(step) }
-            let names = missing.map { arrived[$0] < 0 ? "rank \($0) (no step reported)" : "rank \($0) (last at step \(arrived[$0]))" }
-            line += missing.isEmpty ? "every rank has arrived: the network or MPI itself is stuck" : "not arrived: " + names.joined(separator: ", ")
+            let missing = arrived.indices.filter { arrived[$0] < sequence }
+            let places = missing.map { r in
+                arrived[r] == 0 ? "rank \(r) (no collective reported)"
+                    : "rank \(r) (last at \(names[arrived[r]] ?? "collective \(arrived[r])"))"
+            }
+            line += missing.isEmpty ? "every rank has arrived: the network or MPI itself is stuck" : "not arrived: " + places.joined(separator: ", ")
         } else {
             line += "rank 0 did not report the missing ranks (it may be the one that stopped)"
         }

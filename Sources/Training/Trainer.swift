@@ -31,6 +31,8 @@ public final class Trainer {
     public private(set) var stepTimes = StepTimes()
     let preprocessing: Preprocessing
     let sync: GradientSync
+    /// Every other collective of the loop, under the same stall watchdog as the gradients'.
+    let collectives: WatchedCollectives
     let progress: ProgressReporter
     let normalisingPair: (Int, Int)?
     /// Printed at start when a resume re-split the global batch over a new number of ranks.
@@ -79,7 +81,9 @@ public final class Trainer {
         normalisingPair = markup.normalisingPair(subset: config.keypoints)
         preprocessing = data.preprocessing
         sync = GradientSync(communicator: communicator, bucketBytes: options.bucketBytes)
-        sync.watchForStalls(timeout: options.stallTimeout)
+        let watchdog = options.stallTimeout.flatMap { $0 > 0 && communicator.size > 1 ? StallWatchdog(communicator: communicator, timeout: $0) : nil }
+        sync.watchForStalls(watchdog)
+        collectives = WatchedCollectives(communicator, watchdog: watchdog)
         progress = ProgressReporter(quiet: options.quiet || communicator.rank != 0)
         // Steps depend on the global batch only, so the schedule is the same on any number of ranks.
         stepsPerEpoch = ElasticBatch.stepsPerEpoch(samples: data.train.count, globalBatch: globalBatch, cap: config.stepsPerEpoch)
@@ -99,8 +103,8 @@ public final class Trainer {
             }
         }
         // Replicas start identical: rank 0's parameters and buffers go to everyone.
-        try communicator.broadcast(network.store.values)
-        try communicator.broadcast(network.store.state)
+        try collectives.broadcast(network.store.values, "the start broadcast of the weights")
+        try collectives.broadcast(network.store.state, "the start broadcast of the BatchNorm buffers")
         // Every rank keeps the same average (same weights, rank 0's buffers), from the checkpoint's
         // or starting at the weights training starts from.
         if let average, let state = resumeFrom {
@@ -228,7 +232,7 @@ public final class Trainer {
         let evaluation = try data.validationLoader.map { loader in
             try withAveragedWeights {
                 try Evaluator.evaluate(network: network, loader: loader, config: config,
-                                       normalisingPair: normalisingPair, communicator: communicator, epoch: 0)
+                                       normalisingPair: normalisingPair, communicator: communicator, epoch: 0, collectives: collectives)
             }
         }
         let record = EpochRecord(epoch: position.epoch + 1, step: position.step, train_loss: trainLoss, val_loss: evaluation?.loss,
@@ -286,7 +290,7 @@ public final class Trainer {
         if overlap { try sync.finish() } else { try sync.average(network.store.grads) }
         // The loss and the preemption flag share one tiny allreduce: agreeing costs nothing extra.
         var shared = [local / Double(config.accumulate), Preemption.pendingSignal != 0 ? 1 : 0]
-        try communicator.allreduce(&shared, op: .sum)
+        try collectives.allreduce(&shared, op: .sum, "step \(position.step + 1)'s loss agreement")
         stepTimes.communication += clock.lap()
         let mean = shared[0] / Double(communicator.size)
         try stopIfDiverged(loss: mean)
@@ -327,7 +331,7 @@ public final class Trainer {
     /// give statistics of no single model's history; rank 0's are an ordinary EMA of its batches.
     private func broadcastBuffers() throws {
         guard communicator.size > 1 && network.store.bufferCount > 0 else { return }
-        try communicator.broadcast(network.store.state)
+        try collectives.broadcast(network.store.state, "step \(position.step)'s BatchNorm buffers")
     }
 
     // MARK: - Checkpoints
@@ -335,6 +339,8 @@ public final class Trainer {
     /// Gathers every rank's dropout generator and has rank 0 write the checkpoint. Reads the model
     /// only: how often a run checkpoints never changes what it trains.
     public func saveCheckpoint() throws {
+        // Where a rank that stopped is caught: every rank comes here at the same step.
+        try collectives.barrier("step \(position.step)'s checkpoint")
         let words = try communicator.allgather(network.context.random.stateArray.map { Int64(bitPattern: $0) })
         position.randomStates = (0 ..< communicator.size).map { r in words[(r * 4) ..< (r * 4 + 4)].map { UInt64(bitPattern: $0) } }
         position.worldSize = communicator.size
@@ -355,8 +361,11 @@ public final class Trainer {
                 failure = "\(error)"
             }
         }
-        // Every rank stops if rank 0 could not write (a full disk must not go unnoticed).
-        failure = try communicator.broadcast(failure)
+        // Every rank stops if rank 0 could not write (a full disk must not go unnoticed). The others
+        // wait here while rank 0 writes: a write that hangs (a stuck file system) is a stall too.
+        var failed = [Int32(failure.isEmpty ? 0 : 1)]
+        try collectives.broadcast(&failed, "step \(position.step)'s checkpoint write on rank 0")
+        if failed[0] != 0 { failure = try communicator.broadcast(failure) }
         if !failure.isEmpty { throw TrainingFailure("checkpoint not written: \(failure)") }
     }
 
@@ -373,7 +382,8 @@ public final class Trainer {
     private func drawFinalPictures() throws {
         guard let loader = data.validationLoader ?? Optional(data.trainLoader) else { return }
         let evaluation = try Evaluator.evaluate(network: network, loader: loader, config: config,
-                                                normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot)
+                                                normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot,
+                                                collectives: collectives)
         guard isRoot else { return }
         try? Pictures.lossCurves(history, to: options.outDirectory)
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)

@@ -99,7 +99,48 @@ final class DataParallelStateTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 30, "the job should abort soon after 2 s of stall")
         XCTAssertTrue(result.output.contains("stall: rank 0 has waited"), result.output)
         XCTAssertLessThan(cpuWhileWaiting, 0.5, "rank 0 used \(cpuWhileWaiting) s of CPU in 1.5 s of waiting")
-        XCTAssertTrue(result.output.range(of: #"not arrived: rank 1 \(last at step \d+\)"#, options: .regularExpression) != nil, result.output)
+        XCTAssertTrue(result.output.range(of: #"not arrived: rank 1 \(last at step \d+'s [^)]+\)"#, options: .regularExpression) != nil, result.output)
+    }
+
+    /// The watchdog covers every collective of the loop, not only the gradients': a rank that stops
+    /// before the start broadcast, before a checkpoint, or before the validation metrics is named,
+    /// with the place it was last seen, and the job aborts. FKP_TEST_STOP_BEFORE makes rank 1 stop
+    /// itself (SIGSTOP) just before the named collective.
+    func testStallWatchdogCoversTheStartTheCheckpointAndValidation() throws {
+        let cases: [(stopBefore: String, expected: String)] = [
+            ("the start broadcast", #"in the start broadcast of the weights; not arrived: rank 1 \(no collective reported\)"#),
+            ("step 3's checkpoint", #"in step 3's checkpoint; not arrived: rank 1 \(last at step 3's [^)]+\)"#),
+            ("the validation metrics", #"in the validation metrics; not arrived: rank 1 \(last at step \d+'s [^)]+\)"#),
+        ]
+        for (stopBefore, expected) in cases {
+            let dir = TestPaths.temporaryDirectory("stall-where")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let job = try BackgroundProcess("/usr/bin/mpirun", ["--oversubscribe", "--bind-to", "none", "-np", "2", "--mca", "plm", "isolated",
+                                                                "-x", "OPENBLAS_NUM_THREADS", "-x", "FKP_TEST_STOP_BEFORE=1:\(stopBefore)",
+                                                                fkp, "train", "--data", "synthetic:96", "--batch", "8", "--epochs", "1",
+                                                                "--threads", "1", "--quiet", "--no-pictures", "--checkpoint-every", "3",
+                                                                "--stall-timeout", "2", "--out", dir.path])
+            // The stopped rank is continued once the job is over (a stopped process keeps its pid).
+            var stopped: Set<pid_t> = []
+            let deadline = Date().addingTimeInterval(60)
+            while job.isRunning && Date() < deadline {
+                for rank in job.children() where processState(rank) == "T" { stopped.insert(rank) }
+                usleep(20_000)
+            }
+            let result = job.wait(timeout: 1)
+            for rank in stopped { kill(rank, SIGCONT) }
+            XCTAssertNotEqual(result.status, 0, result.output)
+            XCTAssertFalse(stopped.isEmpty, "rank 1 never stopped before \(stopBefore)")
+            XCTAssertTrue(result.output.contains("stall: rank 0 has waited"), result.output)
+            XCTAssertTrue(result.output.range(of: expected, options: .regularExpression) != nil, "\(stopBefore): \(result.output)")
+        }
+    }
+
+    /// A process's state letter from /proc (R running, S sleeping, T stopped, ...).
+    func processState(_ pid: pid_t) -> Character? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ").first?.first
     }
 
     /// `mpirun -np 2 fkp bench train`: the three measurements and the scaling figures, global
