@@ -44,6 +44,19 @@ final class PlotScriptTests: XCTestCase {
         XCTAssertTrue(bare.stdout.contains("tiny-run"), bare.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: png.path))
 
+        // RUN@IMAGES_PER_S: each epoch timed as its images at that speed (a run that shared the machine).
+        var images = 0.0
+        for line in try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n") {
+            let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            images += try XCTUnwrap(record["images_per_s"] as? Double) * XCTUnwrap(record["seconds"] as? Double)
+        }
+        let rated = try python(["-S", script, run.path + "@2.5", "--out", png.path])
+        let ratedRow = try XCTUnwrap(rated.stdout.split(separator: "\n").first { $0.hasPrefix("tiny-run") }, rated.output)
+        XCTAssertEqual(try XCTUnwrap(Double(ratedRow.split(separator: " ")[2])), images / 2.5 / 60, accuracy: 0.006, rated.output)
+        let badRate = try python([script, run.path + "@fast", "--out", png.path])
+        XCTAssertNotEqual(badRate.status, 0)
+        XCTAssertTrue(badRate.stderr.contains("@fast: the speed after @ must be a number"), badRate.output)
+
         // Bad input: a clear message naming the file (and line).
         try "label,minutes,nme\nx,zero,0.1\n".write(to: dlib, atomically: true, encoding: .utf8)
         let bad = try python(arguments)
