@@ -21,6 +21,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("lr"), help: "Peak learning rate (AdamW).") var learningRate: Float?
     @Option(help: "AdamW decoupled weight decay.") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: \(TrainConfig.Schedule.syntax).") var schedule: TrainConfig.Schedule?
+    @Option(help: "Linear learning-rate warm-up over the first N optimizer steps, before the schedule (0: none).") var warmupSteps: Int?
     @Flag(inversion: .prefixedNo, help: "Augment training samples (shear, shift, zoom, rotation, flip, light).") var augment: Bool?
     @OptionGroup var threads: ThreadOptions
     @Option(help: "Seed for weights, split, shuffling, augmentation and dropout.") var seed: UInt64?
@@ -67,6 +68,7 @@ struct Train: ParsableCommand {
         let given: [(String, Bool)] = [
             ("--preset", preset != nil), ("--model", model != nil), ("--data", data != nil), ("--batch", batch != nil),
             ("--lr", learningRate != nil), ("--weight-decay", weightDecay != nil), ("--schedule", schedule != nil),
+            ("--warmup-steps", warmupSteps != nil),
             ("--augment", augment != nil), ("--seed", seed != nil), ("--val-split", valSplit != nil), ("--split", split != nil),
             ("--accumulate", accumulate != nil), ("--steps-per-epoch", stepsPerEpoch != nil), ("--input-size", input.inputSize != nil),
             ("--width", width != nil), ("--keypoints", keypoints != nil), ("--heatmap-sigma", heatmapSigma != nil),
@@ -98,6 +100,10 @@ struct Train: ParsableCommand {
         if let learningRate { config.learningRate = learningRate }
         if let weightDecay { config.weightDecay = weightDecay }
         if let schedule { config.schedule = schedule }
+        if let warmupSteps {
+            guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be 0 or more") }
+            config.warmupSteps = warmupSteps
+        }
         if let augment { config.augment = augment }
         if let dropout { config.dropout = dropout }
         if let seed { config.seed = seed }
@@ -215,6 +221,7 @@ struct Presets: ParsableCommand {
             print("\(preset.name): \(preset.summary)")
             var settings = "  model \(c.model)\(c.width.map { " width \($0)" } ?? "") task \(c.task.rawValue) input \(c.inputWidth)x\(c.inputHeight)"
             settings += " epochs \(c.epochs) batch \(c.batch) lr \(c.learningRate) wd \(c.weightDecay) schedule \(c.schedule)"
+            if c.warmupSteps > 0 { settings += " warmup \(c.warmupSteps) steps" }
             settings += " augment \(c.augment) split \(c.split.rawValue) val \(c.validationFraction) crop +\(Int(c.cropEnlargement * 100))%"
             if let k = c.keypoints { settings += " keypoints \(k.map(String.init).joined(separator: ","))" }
             settings += c.head.settings

@@ -91,4 +91,26 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("unet-ibug-framed-fast:"), r.stdout)
         XCTAssertTrue(r.stdout.contains(" reframe"), r.stdout)
     }
+
+    /// `--warmup-steps N`: the rate rises linearly over N optimizer steps, then the schedule runs
+    /// (the metrics' lr is the rate of each epoch's last step).
+    func testWarmupStepsOptionRampsTheRate() throws {
+        let dir = TestPaths.temporaryDirectory("warmup")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try ProcessRunner.run(TestPaths.product("fkp").path,
+                                      ["train", "--data", "synthetic:40", "--batch", "8", "--epochs", "3", "--steps-per-epoch", "2",
+                                       "--lr", "1e-3", "--schedule", "cosine", "--warmup-steps", "4", "--threads", "1", "--quiet",
+                                       "--no-pictures", "--out", dir.path], timeout: 240)
+        XCTAssertEqual(r.status, 0, r.output)
+        let rates = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map { line in
+            try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["lr"] as? Double)
+        }
+        XCTAssertEqual(rates.count, 3)
+        XCTAssertEqual(rates[0], 1e-3 * 2 / 4, accuracy: 1e-9)   // step 2 of 4
+        XCTAssertEqual(rates[1], 1e-3, accuracy: 1e-9)           // the warm-up's last step
+        XCTAssertLessThan(rates[2], 1e-3)                         // the cosine after it
+        let bad = try ProcessRunner.run(TestPaths.product("fkp").path, ["train", "--warmup-steps=-1"], timeout: 60)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--warmup-steps must be 0 or more"), bad.output)
+    }
 }
