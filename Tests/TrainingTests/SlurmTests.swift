@@ -5,7 +5,7 @@ import XCTest
 /// deploy/slurm/train.sbatch under a real Slurm: Scripts/test-slurm installs slurm-wlm and munge
 /// when missing, starts munged, slurmctld and slurmd (this machine as one node of 2 CPUs), runs the
 /// sbatch script with srun and with mpirun against a plain mpirun run, preempts it with USR1, cancels
-/// it with TERM and lets its time limit requeue it (2 to 3 minutes on 2 cores). Root only, as in CI:
+/// it with TERM and lets its time limit requeue it (1.5 to 3.5 minutes on 2 cores). Root only, as in CI:
 /// elsewhere it cannot install packages or start the daemons, and the test skips.
 final class SlurmTests: XCTestCase {
     func testSbatchScriptOnARealSlurmCluster() throws {
