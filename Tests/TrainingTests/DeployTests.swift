@@ -4,8 +4,9 @@ import TestSupport
 import Training
 import XCTest
 
-/// Checks what can be checked here of the cluster deployment files (no Slurm, Kubernetes or container
-/// daemon on this machine): the MPIJob manifest, the sbatch script, the Dockerfile and the hostfiles.
+/// Checks what can be checked without daemons of the cluster deployment files: the MPIJob manifest,
+/// the sbatch script, the Dockerfile and the hostfiles. (SlurmTests runs the sbatch script under a
+/// real Slurm, as root; the checks here run for everyone.)
 final class DeployTests: XCTestCase {
     private func path(_ relative: String) -> String { TestPaths.repoRoot.appendingPathComponent(relative).path }
     private func read(_ relative: String) throws -> String { try String(contentsOfFile: path(relative), encoding: .utf8) }
