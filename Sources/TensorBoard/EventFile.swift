@@ -9,10 +9,14 @@ public final class EventFile {
     public let url: URL
     private let handle: FileHandle
 
-    /// A new file in `directory` (existing event files stay: TensorBoard reads them all in order).
+    /// A new file in `directory` (existing event files stay: TensorBoard reads them all in name
+    /// order). The name is TensorFlow's, `events.out.tfevents.SECONDS.HOST.PID`, with the
+    /// microseconds after the seconds: a run resumed within the same second as the one it
+    /// continues must still sort after it, or its restart marker would come first.
     public init(directory: URL, wallTime: Double = Date().timeIntervalSince1970) throws {
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
-        url = directory.appendingPathComponent("events.out.tfevents.\(Int(wallTime)).\(host).\(getpid())")
+        let seconds = wallTime.rounded(.down), micro = Int((wallTime - seconds) * 1e6)
+        url = directory.appendingPathComponent("events.out.tfevents.\(Int(seconds)).\(String(format: "%06d", micro)).\(host).\(getpid())")
         guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
             throw EventFileError("\(url.path): cannot create the TensorBoard event file")
         }

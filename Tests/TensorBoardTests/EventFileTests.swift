@@ -22,7 +22,7 @@ final class EventFileTests: XCTestCase {
         try file.scalars([("train_loss", 0.25), ("lr", 1e-3)], step: 3)
         try file.image(tag: "picture", png: Data([0x89, 0x50, 0x4E, 0x47]), width: 2, height: 1, channels: 3, step: 3)
         try file.restart(at: 4)
-        XCTAssertTrue(file.url.lastPathComponent.hasPrefix("events.out.tfevents.1700000000."))
+        XCTAssertTrue(file.url.lastPathComponent.hasPrefix("events.out.tfevents.1700000000.500000."))
 
         let events = try readRecords(Data(contentsOf: file.url)).map { try Tensorflow_Event(serializedBytes: $0) }
         XCTAssertEqual(events.count, 4)
