@@ -46,12 +46,15 @@ let package = Package(
         // TensorBoard event files: tfevents records of Event protos (generated code committed).
         .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: lang),
+        // ONNX export of the models (onnx.proto's generated code committed).
+        .target(name: "ONNXExport", dependencies: ["Engine", "Models", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: lang),
         .target(name: "Training", dependencies: [
             "SwiftMPI", "Engine", "Models", "FaceData", "Checkpoints", "TensorBoard",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         .executableTarget(name: "fkp", dependencies: [
-            "Training", "Checkpoints", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
+            "Training", "Checkpoints", "ONNXExport", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: lang),
@@ -67,7 +70,7 @@ let package = Package(
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                     swiftSettings: lang),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine", "FaceData", "TestSupport"], swiftSettings: lang),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -13,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # visible to it; the tests find it first on PATH. The tests that use it never skip: without it they fail.
 venv=.build/python
 # PyPI names that are also the modules' import names: one list installs and checks them.
-python_packages=(torch safetensors numpy tensorboard)
+python_packages=(torch safetensors numpy tensorboard onnx onnxruntime)
 if ! "$venv/bin/python" -c "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))" "${python_packages[@]}" 2>/dev/null; then
     echo "test: making $venv (${python_packages[*]})"
     if ! { python3 -m venv --system-site-packages "$venv" && "$venv/bin/pip" install -q "${python_packages[@]}"; }; then
