@@ -18,7 +18,8 @@ public enum ExportMetadata {
             ("fkp.crop", "face box (x, y, w, h) in image pixels, centre (cx, cy) = (x + w/2, y + h/2); "
                 + "s = 1 / max(w * \(1 + p.cropEnlargement) / \(p.inputWidth), h * \(1 + p.cropEnlargement) / \(p.inputHeight)); "
                 + "crop pixel (u, v) = image point (cx + (u - \(Float(p.inputWidth - 1) / 2)) / s, cy + (v - \(Float(p.inputHeight - 1) / 2)) / s), "
-                + "bilinear; no box: the whole image resized to the input"),
+                + "bilinear, 0 outside the image; when k = floor(1 / s) >= 2 the image is first averaged in k x k blocks "
+                + "(block (i, j) at image point (k i + (k - 1) / 2, k j + (k - 1) / 2)); no box: the whole image resized to the input"),
             ("fkp.keypoints", "keypoints [batch, \(p.keypointCount), 2]: (x, y) in crop pixels; image point = "
                 + "(cx + (x - \(Float(p.inputWidth - 1) / 2)) / s, cy + (y - \(Float(p.inputHeight - 1) / 2)) / s); markup \(p.markup)"
                 + (p.keypoints.map { ", indices \($0.map(String.init).joined(separator: ","))" } ?? "")),
