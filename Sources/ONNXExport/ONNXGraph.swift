@@ -14,6 +14,8 @@ final class ONNXGraph: GraphBuilder {
     /// Outputs renamed by a fold: the old name no longer holds the value it named.
     private var retired: Set<String> = []
     private var counts: [String: Int] = [:]
+    /// Clip's bounds per cap, shared by all the Clips with that cap.
+    private var clipBounds: [Float: (String, String)] = [:]
 
     // MARK: - GraphBuilder
 
@@ -70,7 +72,9 @@ final class ONNXGraph: GraphBuilder {
 
     func relu(_ x: GraphValue, cap: Float) -> GraphValue {
         guard cap.isFinite else { return node("Relu", [x.name]) }
-        return node("Clip", [x.name, initializer(unique("zero"), [0], []), initializer(unique("cap"), [cap], [])])
+        if clipBounds[cap] == nil { clipBounds[cap] = (initializer("clip_\(cap)_min", [0], []), initializer("clip_\(cap)_max", [cap], [])) }
+        let (low, high) = clipBounds[cap]!
+        return node("Clip", [x.name, low, high])
     }
 
     func maxPool(_ x: GraphValue, kernel: Int, stride: Int, padding: Int) -> GraphValue {

@@ -34,7 +34,7 @@ struct Export: ParsableCommand {
             let data = try ONNXExport.model(model.network, task: spec.task, metadata: try ExportMetadata.entries(model, checkpoint: path),
                                             producerVersion: "format \(CheckpointFile.formatVersion)")
             do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                throw ValidationError("\(out): cannot write: \(error.localizedDescription)")
+                throw DataError(file: out, "cannot write: \(error.localizedDescription)")
             }
             let c = model.network.config
             print("wrote \(out): \(c.name) \(c.inputWidth)x\(c.inputHeight), \(model.keypointCount) keypoints, "
@@ -49,7 +49,7 @@ struct Export: ParsableCommand {
         let (w, h) = (model.network.config.inputWidth, model.network.config.inputHeight)
         if let head = model.config.head as? HeatmapHead, case let .softArgmax(radius) = head.decoder(width: w, height: h),
            radius >= max(w, h) { return }
-        throw ValidationError("\(path): the ONNX graph decodes heatmaps by a whole-plane soft-argmax, but this checkpoint decodes them "
+        throw CheckpointFile.Failure(path: path, message: "the ONNX graph decodes heatmaps by a whole-plane soft-argmax, but this checkpoint decodes them "
             + "otherwise (heatmap loss \(model.config.heatmapLoss.rawValue), decoding \(model.config.heatmapDecoding?.rawValue ?? "auto")); "
             + "only --heatmap-loss softargmax checkpoints export")
     }
