@@ -2,9 +2,8 @@ import Engine
 import Foundation
 
 /// Builds an ONNX graph (nodes and initializers, opset 17) from a model's `GraphBuilder` calls.
-/// BatchNorm after a convolution is folded into that convolution's weights and bias, as inference
-/// runtimes would do anyway: W' = W·s, b' = (b − μ)·s + β per output channel, s = γ/√(σ² + ε).
-/// Any other BatchNorm stays a BatchNormalization node.
+/// BatchNorm is folded into the convolution before it, as inference runtimes would do anyway:
+/// W' = W·s, b' = (b − μ)·s + β per output channel, s = γ/√(σ² + ε).
 final class ONNXGraph: GraphBuilder {
     private(set) var nodes: [Onnx_NodeProto] = []
     private(set) var initializers: [Onnx_TensorProto] = []
@@ -40,12 +39,9 @@ final class ONNXGraph: GraphBuilder {
     }
 
     func batchNorm(_ x: GraphValue, name: String, scale: [Float], bias: [Float], mean: [Float], variance: [Float], epsilon: Float) -> GraphValue {
-        guard let index = foldable[x.name] else {
-            let c = [scale.count]
-            return node("BatchNormalization", [x.name, initializer("\(name).weight", scale, c), initializer("\(name).bias", bias, c),
-                                               initializer("\(name).running_mean", mean, c), initializer("\(name).running_var", variance, c)],
-                        name: name, [.float("epsilon", epsilon)])
-        }
+        // Every BatchNorm of fkp's models follows a convolution; a model that had one elsewhere
+        // would need a BatchNormalization node here.
+        guard let index = foldable[x.name] else { preconditionFailure("ONNXGraph: \(name) does not follow a convolution") }
         foldable[x.name] = nil
         // Folded in Double: the model then differs from fkp's unfolded forward by float rounding only.
         let s = zip(scale, variance).map { Double($0) / (Double($1) + Double(epsilon)).squareRoot() }
@@ -99,14 +95,13 @@ final class ONNXGraph: GraphBuilder {
     // MARK: - Nodes and tensors
 
     enum Attribute {
-        case int(String, Int), ints(String, [Int]), float(String, Float)
+        case int(String, Int), ints(String, [Int])
 
         var proto: Onnx_AttributeProto {
             var a = Onnx_AttributeProto()
             switch self {
             case let .int(name, value): a.name = name; a.type = .int; a.i = Int64(value)
             case let .ints(name, values): a.name = name; a.type = .ints; a.ints = values.map(Int64.init)
-            case let .float(name, value): a.name = name; a.type = .float; a.f = value
             }
             return a
         }
