@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // Native libraries (Debian packages in Scripts/setup.sh), found through pkg-config.
@@ -42,12 +43,18 @@ let package = Package(
         // The file formats: safetensors, zstd frames, checkpoint files and paths, state dicts
         // (PyTorch names). Knows the engine's parameter store, not the trainer.
         .target(name: "Checkpoints", dependencies: ["SwiftMPI", "Engine", "CZstd"], swiftSettings: fast),
+        // TensorBoard event files: tfevents records of Event protos (generated code committed).
+        .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: lang),
+        // ONNX export of the models (onnx.proto's generated code committed).
+        .target(name: "ONNXExport", dependencies: ["Engine", "Models", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: lang),
         .target(name: "Training", dependencies: [
-            "SwiftMPI", "Engine", "Models", "FaceData", "Checkpoints",
+            "SwiftMPI", "Engine", "Models", "FaceData", "Checkpoints", "TensorBoard",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
         .executableTarget(name: "fkp", dependencies: [
-            "Training", "Checkpoints", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
+            "Training", "Checkpoints", "ONNXExport", "SwiftMPI", "Engine", "Models", "FaceData", "COpenBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: lang),
@@ -61,7 +68,9 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Training", "Checkpoints", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                    swiftSettings: lang),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine", "FaceData", "TestSupport"], swiftSettings: lang),
     ],
     cxxLanguageStandard: .cxx17
 )

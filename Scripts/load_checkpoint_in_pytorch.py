@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402
 
 
-def main() -> None:
-    path = sys.argv[1]
+def load(path: str):
+    """The checkpoint's model in evaluation mode, its tensor count and its metadata."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "checkpoint.safetensors")
         subprocess.run(["zstd", "-d", "-q", "-f", path, "-o", raw], check=True)
@@ -36,10 +36,17 @@ def main() -> None:
     state = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
     model.load_state_dict(state, strict=True)
     model.eval()
+    return model, len(tensors), metadata
+
+
+def main() -> None:
+    model, tensor_count, metadata = load(sys.argv[1])
+    model_config = json.loads(metadata["model"])
+    state_count = len(model.state_dict())
     with torch.no_grad():
         out = model(torch.zeros(1, 1, model_config["inputHeight"], model_config["inputWidth"]))
-    print(f"loaded {len(state)} tensors into {type(model).__name__} ({metadata['model_name']}); "
-          f"optimizer tensors: {len(tensors) - len(state)}; output shape {tuple(out.shape)}; "
+    print(f"loaded {state_count} tensors into {type(model).__name__} ({metadata['model_name']}); "
+          f"optimizer tensors: {tensor_count - state_count}; output shape {tuple(out.shape)}; "
           f"epoch {metadata['epoch']} step {metadata['step']}")
 
 

@@ -7,14 +7,17 @@ cd "$(dirname "$0")/.."
 Scripts/setup.sh --no-build
 # mpirun refuses to start as root (CI runs as root) unless told it may.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# The Python side of the tests (PyTorch loads fkp's checkpoints): a virtual environment in .build/,
-# made once per build folder (about 1.5 min and 4 GB: PyPI's torch wheel brings its CUDA libraries).
-# System packages (PyYAML, matplotlib) stay visible to it; the tests find it first on PATH.
+# The Python side of the tests (PyTorch loads fkp's checkpoints, TensorBoard's reader reads its
+# event files): a virtual environment in .build/, made once per build folder (about 1.5 min and
+# 5 GB: PyPI's torch wheel brings its CUDA libraries). System packages (PyYAML, matplotlib) stay
+# visible to it; the tests find it first on PATH. The tests that use it never skip: without it they fail.
 venv=.build/python
-if ! "$venv/bin/python" -c "import torch, safetensors, numpy" 2>/dev/null; then
-    echo "test: making $venv (torch, safetensors, numpy)"
-    if ! { python3 -m venv --system-site-packages "$venv" && "$venv/bin/pip" install -q torch safetensors numpy; }; then
-        echo "test: warning: the Python packages could not be installed; the PyTorch test will report a skip" >&2
+# PyPI names that are also the modules' import names: one list installs and checks them.
+python_packages=(torch safetensors numpy tensorboard onnx onnxruntime)
+if ! "$venv/bin/python" -c "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))" "${python_packages[@]}" 2>/dev/null; then
+    echo "test: making $venv (${python_packages[*]})"
+    if ! { python3 -m venv --system-site-packages "$venv" && "$venv/bin/pip" install -q "${python_packages[@]}"; }; then
+        echo "test: warning: the Python packages could not be installed; the tests that use them will fail" >&2
     fi
 fi
 export PATH="$PWD/$venv/bin:$PATH"

@@ -21,7 +21,7 @@ public final class BatchNorm2d: Module {
     public let reluCap: Float
     public let weight, bias: ParameterRef
     public let runningMean, runningVar, numBatchesTracked: ParameterRef
-    private let store: ParameterStore
+    let store: ParameterStore
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
     /// Batch mean and 1/√(var + eps) of the last training forward, per channel.

@@ -19,7 +19,7 @@ public final class Conv2d: Module, InputGradientOptional {
     public let bias: ParameterRef?
     public var computesInputGradient = true
     public let fusedReLU: Bool
-    private let store: ParameterStore
+    let store: ParameterStore
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
     /// dy masked by the fused ReLU (pointwise convolutions only; others mask block by block).

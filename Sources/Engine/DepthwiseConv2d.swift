@@ -20,7 +20,7 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
     public let weight: ParameterRef
     public let bias: ParameterRef?
     public var computesInputGradient = true
-    private let store: ParameterStore
+    let store: ParameterStore
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
     private var input: Tensor?

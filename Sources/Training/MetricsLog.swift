@@ -59,8 +59,30 @@ public struct EpochRecord: Codable {
         self.val_pixel_error = val_pixel_error; self.val_failure_rate = val_failure_rate; self.seconds = seconds
     }
 
-    private enum CodingKeys: String, CodingKey {
+    /// The keys, in the order metrics.jsonl and TensorBoard write them.
+    private enum CodingKeys: String, CodingKey, CaseIterable {
         case epoch, step, train_loss, val_loss, images_per_s, lr, val_nme, val_pixel_error, val_failure_rate, seconds
+    }
+
+    /// Every value but the epoch and step, under its metrics.jsonl key: the one list both
+    /// metrics.jsonl and the TensorBoard scalars are written from. nil: not measured (no
+    /// validation split); such keys are left out of both.
+    public var scalars: [(key: String, value: Double?)] { values.map { ($0.key.rawValue, $0.value) } }
+
+    private var values: [(key: CodingKeys, value: Double?)] {
+        CodingKeys.allCases.compactMap { key in
+            switch key {
+            case .epoch, .step: return nil
+            case .train_loss: return (key, train_loss)
+            case .val_loss: return (key, val_loss)
+            case .images_per_s: return (key, images_per_s)
+            case .lr: return (key, lr)
+            case .val_nme: return (key, val_nme)
+            case .val_pixel_error: return (key, val_pixel_error)
+            case .val_failure_rate: return (key, val_failure_rate)
+            case .seconds: return (key, seconds)
+            }
+        }
     }
 
     public init(from decoder: Decoder) throws {
@@ -80,19 +102,11 @@ public struct EpochRecord: Codable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        func put(_ value: Double?, _ key: CodingKeys) throws {
-            guard let value else { return }   // no validation: the key is left out, as before
-            if value.isFinite { try c.encode(value, forKey: key) } else { try c.encodeNil(forKey: key) }
-        }
         try c.encode(epoch, forKey: .epoch)
         try c.encode(step, forKey: .step)
-        try put(train_loss, .train_loss)
-        try put(val_loss, .val_loss)
-        try put(images_per_s, .images_per_s)
-        try put(lr, .lr)
-        try put(val_nme, .val_nme)
-        try put(val_pixel_error, .val_pixel_error)
-        try put(val_failure_rate, .val_failure_rate)
-        try put(seconds, .seconds)
+        for (key, value) in values {
+            guard let value else { continue }   // no validation: the key is left out, as before
+            if value.isFinite { try c.encode(value, forKey: key) } else { try c.encodeNil(forKey: key) }
+        }
     }
 }

@@ -28,6 +28,8 @@ public struct RunOptions {
     public var quiet = false
     public var strict = false
     public var pictures = true
+    /// Write a TensorBoard event file into the run folder (rank 0).
+    public var tensorBoard = true
     /// Stop after this many optimizer steps in total (tests, exact-resume checks).
     public var stopAfterSteps: Int? = nil
     /// Background threads preparing batches (decode, augment, heatmaps).

@@ -40,6 +40,8 @@ public final class Trainer {
     private let input = Tensor(shape: [0])
     private var epochStart = Date()
     private var stepsThisRun = 0
+    /// Rank 0's TensorBoard event file (`--tensorboard`), opened when the run starts.
+    private var tensorBoard: TensorBoardLog?
     private var isRoot: Bool { communicator.rank == 0 }
 
     public init(config requested: TrainConfig, options: RunOptions, communicator: Communicator, resumeFrom: TrainingCheckpoint.Contents? = nil) throws {
@@ -146,6 +148,7 @@ public final class Trainer {
     public func run() throws -> RunOutcome {
         try announce()
         if isRoot { try MetricsLog.truncate(options.outDirectory, afterEpoch: position.epoch) }
+        if isRoot && options.tensorBoard { tensorBoard = try TensorBoardLog(directory: options.outDirectory, resumedAt: position.step) }
         history = isRoot ? MetricsLog.read(options.outDirectory) : []
         let started = Date()
         var outcome = RunOutcome.finished
@@ -189,6 +192,8 @@ public final class Trainer {
             if let stop = options.stopAfterSteps, stepsThisRun >= stop { return .stoppedAfterSteps }
             let (stepLoss, signalledRanks) = try trainStep()
             advance(loss: stepLoss)
+            try tensorBoard?.step(position.step, loss: stepLoss,
+                                  learningRate: schedule.rate(base: config.learningRate, step: position.step - 1))
             let saved = try checkpointIfDue()
             if signalledRanks > 0 {
                 if !saved { try saveCheckpoint() }
@@ -250,6 +255,7 @@ public final class Trainer {
         position.epochSeconds = 0
         if isRoot {
             try MetricsLog.append(record, to: options.outDirectory)
+            try tensorBoard?.epoch(record)
             var line = String(format: "epoch %d/%d train_loss %.6f", record.epoch, config.epochs, record.train_loss)
             if let e = evaluation {
                 line += String(format: " val_loss %.6f val_nme %.4f val_px %.2f fail@0.08 %.1f%%", e.loss, e.metrics.nme,
@@ -391,5 +397,6 @@ public final class Trainer {
         if let first = evaluation.images.first?.crop {
             try? head.pictures(network: network, crop: first, normalisation: preprocessing.normalisation, to: options.outDirectory)
         }
+        try tensorBoard?.pictures(in: options.outDirectory, step: position.step)
     }
 }

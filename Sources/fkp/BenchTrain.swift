@@ -95,7 +95,7 @@ struct BenchTrain: ParsableCommand {
         let flopsPerImage = Double(2 * network.macsPerImage) * (inference ? 1 : 3)
         let timed = result.stepSeconds.count
         let perStep = result.stepSeconds.sorted()[timed / 2]
-        print("model \(model), batch \(batch), threads \(threads), OpenBLAS \(BLASCore.current), conv3x3 \(DirectConv3x3.instructionSet), \(inference ? "inference" : "training"), "
+        print("model \(model) \(config.inputWidth)x\(config.inputHeight), batch \(batch), threads \(threads), OpenBLAS \(BLASCore.current), conv3x3 \(DirectConv3x3.instructionSet), \(inference ? "inference" : "training"), "
               + "\(timed) steps: median \(String(format: "%.2f", perStep * 1000)) ms/step, "
               + "\(String(format: "%.3f", flopsPerImage / 1e9)) GFLOP/image, loss \(result.loss)")
         if let layerProfile {

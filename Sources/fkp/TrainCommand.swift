@@ -59,6 +59,7 @@ struct Train: ParsableCommand {
     @OptionGroup var distributed: DistributedOptions
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
+    @Flag(inversion: .prefixedNo, help: "Write a TensorBoard event file into the run folder (scalars per step and epoch, pictures at the end): tensorboard --logdir runs.") var tensorboard = true
 
     @Option(help: "Signals that stop training gracefully (checkpoint at the next step, exit status 75): a list like TERM,USR1,INT, or none.") var preemptSignals = "TERM,USR1,INT"
 
@@ -164,6 +165,7 @@ struct Train: ParsableCommand {
             runOptions.strict = strict
             runOptions.maxPixels = imageLimit.maxPixels
             runOptions.pictures = !noPictures
+            runOptions.tensorBoard = tensorboard
             runOptions.initWeights = initWeights
             runOptions.stopAfterSteps = stopAfterSteps
             runOptions.loaderThreads = max(1, loaderThreads)

@@ -98,3 +98,16 @@ public enum ProcessRunner {
         return try run("/usr/bin/mpirun", mpirunArgs, environment: cleanEnvironment(extraEnvironment), timeout: timeout)
     }
 }
+
+/// The Python side of the tests (Scripts/*.py with PyTorch, TensorBoard, onnxruntime...): run with
+/// the `python3` first on PATH, which Scripts/test.sh makes .build/python's. Never skipped: where
+/// a package is missing the test fails and says how to get it.
+public enum PythonScript {
+    public static func run(_ name: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> ProcessResult {
+        let script = TestPaths.repoRoot.appendingPathComponent("Scripts/\(name)").path
+        let result = try ProcessRunner.run("/usr/bin/env", ["python3", script] + arguments, timeout: timeout)
+        guard result.stderr.contains("ModuleNotFoundError") else { return result }
+        return ProcessResult(status: result.status, stdout: result.stdout, stderr: result.stderr
+            + "\n[run the tests with Scripts/test.sh: it makes the Python environment .build/python]")
+    }
+}

@@ -71,17 +71,27 @@ final class TrainCommandTests: XCTestCase {
     }
 
     /// PyTorch reads the checkpoint (zstd -d + safetensors.torch.load_file) and load_state_dict
-    /// accepts every tensor under its own names, strictly. Skipped where torch is not installed.
+    /// accepts every tensor under its own names, strictly.
     func testCheckpointLoadsIntoPyTorch() throws {
-        // safetensors first: it is the one usually missing, and it fails in milliseconds where
-        // importing torch takes seconds.
-        let probe = try ProcessRunner.run("/usr/bin/env", ["python3", "-c", "import safetensors, torch"], timeout: 120)
-        guard probe.status == 0 else { throw XCTSkip("PyTorch and safetensors are not installed (pip install torch safetensors)") }
-        let script = TestPaths.repoRoot.appendingPathComponent("Scripts/load_checkpoint_in_pytorch.py").path
-        let r = try ProcessRunner.run("/usr/bin/env", ["python3", script, try trainedCheckpoint().path], timeout: 200)
+        let r = try PythonScript.run("load_checkpoint_in_pytorch.py", [try trainedCheckpoint().path], timeout: 200)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.stdout.contains("loaded 12 tensors into FaceNet"), r.output)
         XCTAssertTrue(r.stdout.contains("optimizer tensors: 24"), r.output)
+    }
+
+    /// TensorBoard's own reader (EventAccumulator) reads the run's event file: every metrics.jsonl
+    /// value as a scalar at its step, the loss and learning rate of every step, the pictures.
+    func testTensorBoardReadsTheRunsMetrics() throws {
+        let (dir, r) = try singleRankRun()
+        XCTAssertEqual(r.status, 0, r.output)
+        let check = try PythonScript.run("check_tensorboard_events.py",
+                                         [dir.path, "--images", "predictions_best,predictions_worst,loss_curves"])
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertTrue(check.stdout.contains("16 epoch scalars in 8 tags equal metrics.jsonl (2 epochs); 6 steps"), check.output)
+    }
+
+    func eventFiles(_ dir: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.contains("tfevents") }
     }
 
     func testTwoRanksUnderMpirun() throws {
@@ -94,6 +104,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(contents.position.worldSize, 2)
         XCTAssertEqual(contents.position.randomStates.count, 2)
         XCTAssertEqual(contents.file.metadata["global_batch"], "16")
+        XCTAssertEqual(eventFiles(dir).count, 1, "rank 0 alone writes TensorBoard events")
     }
 
     /// 2 ranks × batch B take the same optimizer steps as 1 rank × batch 2B (FaceNet has no
@@ -102,11 +113,13 @@ final class TrainCommandTests: XCTestCase {
         let one = TestPaths.temporaryDirectory("ddp1"), two = TestPaths.temporaryDirectory("ddp2")
         defer { try? FileManager.default.removeItem(at: one); try? FileManager.default.removeItem(at: two) }
         let common = ["train", "--data", "synthetic:64", "--epochs", "1", "--steps-per-epoch", "4", "--no-augment",
-                      "--no-dropout", "--val-split", "0", "--threads", "1", "--quiet", "--no-pictures", "--schedule", "constant"]
+                      "--no-dropout", "--val-split", "0", "--threads", "1", "--quiet", "--no-pictures", "--schedule", "constant",
+                      "--no-tensorboard"]
         let r1 = try run(common + ["--batch", "8", "--out", one.path])
         XCTAssertEqual(r1.status, 0, r1.output)
         let r2 = try ProcessRunner.mpirun(ranks: 2, product: "fkp", common + ["--batch", "4", "--out", two.path])
         XCTAssertEqual(r2.status, 0, r2.output)
+        XCTAssertEqual(eventFiles(one) + eventFiles(two), [], "--no-tensorboard")
         let a = try CheckpointFile.read(checkpoints(one).last!), b = try CheckpointFile.read(checkpoints(two).last!)
         var maxDiff: Float = 0, maxValue: Float = 0
         for name in a.order where !name.hasPrefix("optimizer.") {
@@ -154,6 +167,11 @@ final class TrainCommandTests: XCTestCase {
         let a = try CheckpointFile.read(checkpoints(straight).last!), b = try CheckpointFile.read(checkpoints(resumed).last!)
         XCTAssertEqual(a.order.sorted(), b.order.sorted())
         for name in a.order { XCTAssertEqual(a.floats(name), b.floats(name), "\(name) differs after resume") }
+        // TensorBoard shows the resumed run as one: the step it redoes replaces the stopped run's.
+        XCTAssertEqual(eventFiles(resumed).count, 2)
+        let check = try PythonScript.run("check_tensorboard_events.py", [resumed.path])
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertTrue(check.stdout.contains("(2 epochs); 10 steps"), check.output)
     }
 
     func testBadCheckpointsGiveOneLineErrors() throws {
