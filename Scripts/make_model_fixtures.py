@@ -46,6 +46,7 @@ CASES = [
     ("resnet50", 6, 64, 64, 2, 2, 1),
     ("unet", 4, 32, 32, 2, 2, 3),
     ("mobilenet-pfld", 6, 96, 96, 2, 4, 3),
+    ("mobilenet-pip", 3 * (3 + 2 * 2), 96, 96, 4, 4, 3),
 ]
 LR, WD = 1e-3, 0.01
 
@@ -131,6 +132,6 @@ if __name__ == "__main__":
     for i, case in enumerate(CASES):
         if case[0] in wanted:
             make_fixture(*case, seed=1000 + i)
-    for name in ["nosenet", "facenet", "resnet18", "resnet50", "unet", "mobilenet-pfld"]:
+    for name in ["nosenet", "facenet", "resnet18", "resnet50", "unet", "mobilenet-pfld", "mobilenet-pip"]:
         if name in wanted:
             write_repr(name)

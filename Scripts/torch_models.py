@@ -223,6 +223,74 @@ class InvertedResidual(nn.Module):
 MOBILENET_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
 
+def mobilenet_features(width, stage6_stride=2):
+    """MobileNetV2's features on a 1-channel input for stem width `width` (channels rounded to
+    multiples of min(8, width), the last 1x1 conv scaled too: 1280·width/32); `stage6_stride` is the
+    stride of the 160-channel stage (1: the features end at stride 16)."""
+    divisor = min(8, width)
+    layers = [Conv2dNormActivation(1, width, stride=2)]
+    inp = width
+    for index, (t, c, n, s) in enumerate(MOBILENET_STAGES):
+        out = make_divisible(c * width / 32, divisor)
+        stride = stage6_stride if index == 5 else s
+        for i in range(n):
+            layers.append(InvertedResidual(inp, out, stride if i == 0 else 1, t))
+            inp = out
+    last = make_divisible(1280 * width / 32, divisor)
+    layers.append(Conv2dNormActivation(inp, last, kernel_size=1))
+    return nn.Sequential(*layers)
+
+
+def mobilenet_init(model):
+    """torchvision's MobileNetV2 initialisation of convolutions and BatchNorms."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def pip_neighbours(keypoints):
+    """PIPNet's neighbour count: 10, or keypoints - 1 when there are fewer."""
+    return max(0, min(10, keypoints - 1))
+
+
+def pip_keypoints(outputs):
+    """K from a PIPNet output channel count K·(3 + 2M)."""
+    for k in range(1, outputs // 3 + 1):
+        if k * (3 + 2 * pip_neighbours(k)) == outputs:
+            return k
+    raise ValueError(f"{outputs} outputs are no PIPNet layout")
+
+
+class MobileNetPIP(nn.Module):
+    """PIPNet (Jin et al. 2021) on MobileNetV2 features with the 160-channel stage at stride 1
+    (stride 16: an 8x8 grid at 128²): 1x1 heads for the K score maps, the K x and y offsets and the
+    K·M neighbour x and y offsets, returned concatenated along the channels. Heads start as PIPNet's:
+    normal(0, 0.001) weights, zero biases."""
+
+    def __init__(self, outputs=68 * 23, width=32):
+        super().__init__()
+        k = pip_keypoints(outputs)
+        m = pip_neighbours(k)
+        self.features = mobilenet_features(width, stage6_stride=1)
+        c = self.features[-1][0].out_channels
+        self.cls_layer = nn.Conv2d(c, k, 1)
+        self.x_layer = nn.Conv2d(c, k, 1)
+        self.y_layer = nn.Conv2d(c, k, 1)
+        self.nb_x_layer = nn.Conv2d(c, k * m, 1)
+        self.nb_y_layer = nn.Conv2d(c, k * m, 1)
+        mobilenet_init(self.features)
+        for head in [self.cls_layer, self.x_layer, self.y_layer, self.nb_x_layer, self.nb_y_layer]:
+            nn.init.normal_(head.weight, std=0.001)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, x):
+        x = self.features(x)
+        return torch.cat([self.cls_layer(x), self.x_layer(x), self.y_layer(x), self.nb_x_layer(x), self.nb_y_layer(x)], 1)
+
+
 class MobileNetPFLD(nn.Module):
     """torchvision's MobileNetV2 features on a 1-channel input, scaled by width/32 (the stem width;
     channels rounded to multiples of min(8, width), and the last 1x1 conv scaled too: 1280·width/32),
@@ -233,27 +301,12 @@ class MobileNetPFLD(nn.Module):
 
     def __init__(self, outputs=136, width=8):
         super().__init__()
-        divisor = min(8, width)
-        layers = [Conv2dNormActivation(1, width, stride=2)]
-        inp = width
-        for t, c, n, s in MOBILENET_STAGES:
-            out = make_divisible(c * width / 32, divisor)
-            for i in range(n):
-                layers.append(InvertedResidual(inp, out, s if i == 0 else 1, t))
-                inp = out
-        last = make_divisible(1280 * width / 32, divisor)
-        layers.append(Conv2dNormActivation(inp, last, kernel_size=1))
-        self.features = nn.Sequential(*layers)
+        self.features = mobilenet_features(width)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         tapped = sum(self.features[i].conv[-1].num_features if isinstance(self.features[i], InvertedResidual)
                      else self.features[i][1].num_features for i in self.TAPS)
         self.fc = nn.Linear(tapped, outputs)
-        for m in self.modules():  # torchvision's MobileNetV2 initialisation; fc keeps nn.Linear's default
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        mobilenet_init(self)  # fc keeps nn.Linear's default
 
     def forward(self, x):
         pooled = []
@@ -264,7 +317,7 @@ class MobileNetPFLD(nn.Module):
         return self.fc(torch.cat(pooled, 1))
 
 
-NAMES = ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet", "mobilenet-pfld"]
+NAMES = ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet", "mobilenet-pfld", "mobilenet-pip"]
 
 
 def default_config(name, keypoints=None):
@@ -279,6 +332,9 @@ def default_config(name, keypoints=None):
         return dict(outputs=keypoints or 68, height=224, width=224, base=32)
     if name == "mobilenet-pfld":
         return dict(outputs=2 * (keypoints or 68), height=112, width=112, base=8)
+    if name == "mobilenet-pip":
+        k = keypoints or 68
+        return dict(outputs=k * (3 + 2 * pip_neighbours(k)), height=128, width=128, base=32)
     raise ValueError(f"unknown model {name}")
 
 
@@ -297,6 +353,8 @@ def make(name, outputs, height, width, base=None):
         return UNet(1, outputs, base or 32)
     if name == "mobilenet-pfld":
         return MobileNetPFLD(outputs, base or 8)
+    if name == "mobilenet-pip":
+        return MobileNetPIP(outputs, base or 32)
     raise ValueError(f"unknown model {name}")
 
 

@@ -29,7 +29,8 @@ public final class Conv2d: Module, InputGradientOptional {
     /// `weightInit` defaults to PyTorch's U(±1/√fan_in).
     public init(_ store: ParameterStore, _ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int,
                 stride: Int = 1, padding: Int = 0, bias: Bool = true, rng: RandomGenerator.Box,
-                weightInit: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil, fusedReLU: Bool = false) {
+                weightInit: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil,
+                biasInit: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil, fusedReLU: Bool = false) {
         self.inChannels = inChannels; self.outChannels = outChannels
         self.fusedReLU = fusedReLU
         self.kernel = kernel; self.stride = stride; self.padding = padding
@@ -38,7 +39,7 @@ public final class Conv2d: Module, InputGradientOptional {
         weight = store.declare("\(name).weight", shape: [outChannels, inChannels, kernel, kernel], kind: .weight,
                                initialize: weightInit ?? Initializer.uniform(bound, rng))
         self.bias = bias ? store.declare("\(name).bias", shape: [outChannels], kind: .bias,
-                                         initialize: Initializer.uniform(bound, rng)) : nil
+                                         initialize: biasInit ?? Initializer.uniform(bound, rng)) : nil
     }
 
     public var typeDescription: String {

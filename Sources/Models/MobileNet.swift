@@ -36,27 +36,37 @@ final class MobileNetPFLD: Module {
 
     init(_ store: ParameterStore, outputs: Int, width: Int, height h0: Int, width w0: Int, rng: RandomGenerator.Box) {
         let b = ConvBuilder(store, rng, height: h0, width: w0)
-        let divisor = min(8, width)
-        var layers: [Module] = [convNormActivation(b, "features.0", 1, width, kernel: 3, stride: 2)]
-        var inp = width
-        var tapped = 0
-        for (t, c, n, s) in Self.stages {
-            let out = makeDivisible(Double(c * width) / 32, divisor)
-            for i in 0 ..< n {
-                layers.append(InvertedResidual(b, "features.\(layers.count)", inp, out, stride: i == 0 ? s : 1, expandRatio: t))
-                inp = out
-                if Self.taps.contains(layers.count - 1) { tapped += out }
-            }
-        }
-        let last = makeDivisible(Double(1280 * width) / 32, divisor)
-        layers.append(convNormActivation(b, "features.\(layers.count)", inp, last, kernel: 1, stride: 1))
-        tapped += last
-        precondition(layers.count == 19 && Self.taps.last == layers.count - 1, "MobileNetPFLD: taps do not fit the layers")
+        let (layers, channels) = Self.features(b, width: width)
+        precondition(Self.taps.last == layers.count - 1, "MobileNetPFLD: taps do not fit the layers")
+        let tapped = Self.taps.map { channels[$0] }.reduce(0, +)
         features = Sequential(layers)
         pools = Self.taps.map { _ in AdaptiveAvgPool2d() }
         avgpool = pools[0]
         fc = Linear(store, "fc", tapped, outputs, rng: rng)
         macsPerImage = b.macs + tapped * outputs
+    }
+
+    /// MobileNetV2's 19 feature layers for stem width `width` on a one-channel input, and each
+    /// layer's output channels. `stage6Stride` is the stride of the 160-channel stage (MobileNetV2:
+    /// 2; 1 ends the features at stride 16 instead of 32).
+    static func features(_ b: ConvBuilder, width: Int, stage6Stride: Int = 2) -> (layers: [Module], channels: [Int]) {
+        let divisor = min(8, width)
+        var layers: [Module] = [convNormActivation(b, "features.0", 1, width, kernel: 3, stride: 2)]
+        var channels = [width]
+        var inp = width
+        for (index, (t, c, n, s)) in stages.enumerated() {
+            let out = makeDivisible(Double(c * width) / 32, divisor)
+            let stride = index == 5 ? stage6Stride : s
+            for i in 0 ..< n {
+                layers.append(InvertedResidual(b, "features.\(layers.count)", inp, out, stride: i == 0 ? stride : 1, expandRatio: t))
+                channels.append(out)
+                inp = out
+            }
+        }
+        let last = makeDivisible(Double(1280 * width) / 32, divisor)
+        layers.append(convNormActivation(b, "features.\(layers.count)", inp, last, kernel: 1, stride: 1))
+        channels.append(last)
+        return (layers, channels)
     }
 
     var typeDescription: String { "MobileNetPFLD" }
@@ -138,7 +148,7 @@ final class InvertedResidual: Module {
 /// torchvision's Conv2dNormActivation as MobileNetV2 uses it: bias-free convolution (padding
 /// (k − 1)/2), BatchNorm2d, ReLU6 (fused into the BatchNorm: one pass over the activations less
 /// forward and backward; the module stays for the printed summary).
-private func convNormActivation(_ b: ConvBuilder, _ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int) -> Module {
+func convNormActivation(_ b: ConvBuilder, _ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int) -> Module {
     Sequential(typeName: "Conv2dNormActivation", named: [
         ("0", b.conv("\(name).0", inC, outC, kernel: kernel, stride: stride, padding: (kernel - 1) / 2)),
         ("1", BatchNorm2d(b.store, "\(name).1", outC, fusedReLU6: true)),

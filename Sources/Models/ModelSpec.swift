@@ -1,12 +1,20 @@
 import Engine
 
-/// What a model predicts: coordinates directly, or one heatmap per keypoint. The raw values are
-/// the ones checkpoints store in their configuration ("regression", "heatmap").
+/// What a model predicts: coordinates directly, one heatmap per keypoint, or PIPNet's score,
+/// offset and neighbour maps on a coarse grid. The raw values are the ones checkpoints store in
+/// their configuration ("regression", "heatmap", "pip").
 public enum ModelTask: String, Codable, Sendable, CaseIterable {
-    case regression, heatmap
+    case regression, heatmap, pip
 
-    /// Outputs for `keypoints` landmarks: 2 × keypoints coordinates, or one heatmap per keypoint.
-    public func outputs(keypoints: Int) -> Int { self == .regression ? 2 * keypoints : keypoints }
+    /// Outputs for `keypoints` landmarks: 2 × keypoints coordinates, one heatmap per keypoint, or
+    /// PIPNet's channels (`PIPLayout`).
+    public func outputs(keypoints: Int) -> Int {
+        switch self {
+        case .regression: 2 * keypoints
+        case .heatmap: keypoints
+        case .pip: PIPLayout.outputs(keypoints: keypoints)
+        }
+    }
 }
 
 /// Everything fkp knows about one model, in one place: adding a model is one entry in `all` plus
@@ -52,6 +60,9 @@ public struct ModelSpec: Sendable {
         // width: the stem width; 8 is MobileNetV2 ×0.25, PFLD's size (MobileNet.swift).
         ModelSpec(name: "mobilenet-pfld", task: .regression, inputHeight: 112, inputWidth: 112, keypoints: 68, width: 8,
                   headPrefixes: ["fc."]) { config, _ in try ModelZoo.mobileNetPFLD(config) },
+        // width: the stem width (32: MobileNetV2 ×1); 128² gives PIPNet's 8×8 grid (MobileNetPIP.swift).
+        ModelSpec(name: "mobilenet-pip", task: .pip, inputHeight: 128, inputWidth: 128, keypoints: 68, width: 32,
+                  headPrefixes: MobileNetPIP.headNames.map { $0 + "." }) { config, _ in try ModelZoo.mobileNetPIP(config) },
     ]
 
     public static func named(_ name: String) -> ModelSpec? { all.first { $0.name == name } }

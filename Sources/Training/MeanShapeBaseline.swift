@@ -13,22 +13,27 @@ public enum MeanShapeBaseline {
         let data = try TrainingData(config: plain, rank: communicator.rank, worldSize: communicator.size,
                                     strict: false, threads: 1, cacheBytes: 0)
         guard let validation = data.validationLoader else { throw TrainingFailure("the mean-shape baseline needs a validation split (--val-split > 0)") }
-        let k = data.trainLoader.pipeline.keypointCount
+        let mean = try meanKeypoints(data.trainLoader, communicator: communicator)
+        let pair = data.markup.normalisingPair(subset: config.keypoints)
+        let result = try Evaluator.score(loader: validation, normalisingPair: pair, communicator: communicator) { _ in
+            (nil, { _ in mean })
+        }
+        return (result, data.train.count)
+    }
+
+    /// The mean of `loader`'s epoch-0 keypoints (normalised to the crop) over every rank's shard.
+    public static func meanKeypoints(_ loader: BatchLoader, communicator: Communicator) throws -> [Float] {
+        let k = loader.pipeline.keypointCount
         // Mean over this rank's training shard, then over all ranks (equal shard sizes).
         var sums = [Double](repeating: 0, count: 2 * k + 1)
-        data.trainLoader.start(epoch: 0)
-        while let batch = try data.trainLoader.next() {
+        loader.start(epoch: 0)
+        while let batch = try loader.next() {
             for i in 0 ..< batch.count {
                 for j in 0 ..< 2 * k { sums[j] += Double(batch.keypoints[i * 2 * k + j]) }
                 sums[2 * k] += 1
             }
         }
         try communicator.allreduce(&sums, op: .sum)
-        let mean = (0 ..< 2 * k).map { Float(sums[$0] / max(sums[2 * k], 1)) }
-        let pair = data.markup.normalisingPair(subset: config.keypoints)
-        let result = try Evaluator.score(loader: validation, normalisingPair: pair, communicator: communicator) { _ in
-            (nil, { _ in mean })
-        }
-        return (result, data.train.count)
+        return (0 ..< 2 * k).map { Float(sums[$0] / max(sums[2 * k], 1)) }
     }
 }

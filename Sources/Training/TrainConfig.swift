@@ -71,6 +71,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var boxJitter: Float? = nil
     /// Re-crop augmented faces around their keypoints (`AugmentationParameters.reframe`); nil: off.
     public var reframe: Bool? = nil
+    /// PIPNet models: each keypoint's nearest keypoints in the training mean shape (`PIPHead`),
+    /// set by the trainer when a run starts and kept with the checkpoint for decoding.
+    public var pipNeighbours: [[Int]]? = nil
 
     public init() {}
 

@@ -58,13 +58,19 @@ public final class Trainer {
         } else {
             globalBatch = config.batch * communicator.size * config.accumulate
         }
-        self.config = config
         self.options = options
         self.communicator = communicator
         Parallel.setThreads(options.threads)
         data = try TrainingData(config: config, rank: communicator.rank, worldSize: communicator.size,
                                 strict: options.strict, threads: options.loaderThreads, cacheBytes: options.cacheMegabytes << 20,
                                 maxPixels: options.maxPixels)
+        // PIPNet's neighbours come from the training faces' mean shape (augmented as in training:
+        // the flips keep it a face), fixed for the run and stored with its checkpoints.
+        if config.task == .pip && config.pipNeighbours == nil {
+            let mean = try MeanShapeBaseline.meanKeypoints(data.trainLoader, communicator: communicator)
+            config.pipNeighbours = PIPHead.neighbours(meanShape: mean, m: PIPLayout.neighbours(keypoints: mean.count / 2))
+        }
+        self.config = config
         let markup = data.markup
         let outputs = config.outputs(markupCount: markup.count)
         if let subset = config.keypoints, let bad = subset.first(where: { $0 < 0 || $0 >= markup.count }) {

@@ -31,4 +31,21 @@ final class MobileNetTests: XCTestCase {
         }
         XCTAssertThrowsError(try ModelZoo.make(ModelConfig(name: "mobilenet-pfld", outputs: 136, inputHeight: 24, inputWidth: 112, width: 8)))
     }
+
+    /// mobilenet-pip (×1, 128², 68 keypoints with 10 neighbours each): PyTorch's twin has 4,226,780
+    /// parameters and conv_macs 300,744,704 (230,257,664 at 112²); the output is the 8×8 grid
+    /// (7×7 at 112²) of 68·23 channels.
+    func testPIPStandardSizeAnd112() throws {
+        for (side, macs, grid) in [(128, 300_744_704, 8), (112, 230_257_664, 7)] {
+            var config = try ModelZoo.defaultConfig("mobilenet-pip", keypoints: 68)
+            config.inputHeight = side; config.inputWidth = side
+            let net = try ModelZoo.make(config)
+            XCTAssertEqual(net.parameterCount, 4_226_780)
+            XCTAssertEqual(net.macsPerImage, macs, "\(side)×\(side)")
+            let y = net.forward(GradCheck.randomTensor([2, 1, side, side], seed: 2))
+            XCTAssertEqual(y.shape, [2, 68 * 23, grid, grid])
+            XCTAssertTrue(y.toArray().allSatisfy(\.isFinite))
+        }
+        XCTAssertThrowsError(try ModelZoo.make(ModelConfig(name: "mobilenet-pip", outputs: 100, inputHeight: 128, inputWidth: 128, width: 8)))
+    }
 }

@@ -6,7 +6,7 @@ import XCTest
 /// exactly the parameters whose shape depends on the keypoint count (what `--init` must skip).
 final class ModelSpecTests: XCTestCase {
     func testEveryEntryBuildsWithTheHeadItNames() throws {
-        XCTAssertEqual(ModelZoo.names, ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet", "mobilenet-pfld"])
+        XCTAssertEqual(ModelZoo.names, ["nosenet", "facenet", "resnet18", "resnet34", "resnet50", "unet", "mobilenet-pfld", "mobilenet-pip"])
         for spec in ModelSpec.all {
             // Narrow networks: parameter names and which shapes follow the keypoints do not depend on width.
             func build(keypoints: Int) throws -> Network {
@@ -20,6 +20,7 @@ final class ModelSpecTests: XCTestCase {
             switch spec.task {
             case .regression: XCTAssertEqual(output, [1, 6], spec.name)
             case .heatmap: XCTAssertEqual(output, [1, 3, spec.inputHeight, spec.inputWidth], spec.name)
+            case .pip: XCTAssertEqual(output, [1, 3 * (3 + 2 * 2), spec.inputHeight / 16, spec.inputWidth / 16], spec.name)
             }
             let shapesA = Dictionary(uniqueKeysWithValues: a.store.parameters.map { ($0.name, $0.shape) })
             let shapesB = Dictionary(uniqueKeysWithValues: b.store.parameters.map { ($0.name, $0.shape) })
@@ -32,7 +33,7 @@ final class ModelSpecTests: XCTestCase {
 
     func testUnknownNamesListTheTable() {
         XCTAssertThrowsError(try ModelZoo.spec("vgg")) { error in
-            XCTAssertEqual("\(error)", "unknown model 'vgg' (known: nosenet, facenet, resnet18, resnet34, resnet50, unet, mobilenet-pfld)")
+            XCTAssertEqual("\(error)", "unknown model 'vgg' (known: nosenet, facenet, resnet18, resnet34, resnet50, unet, mobilenet-pfld, mobilenet-pip)")
         }
         XCTAssertThrowsError(try ModelZoo.defaultConfig("vgg", keypoints: 68))
     }

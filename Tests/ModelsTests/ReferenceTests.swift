@@ -94,4 +94,5 @@ final class ReferenceTests: XCTestCase {
     func testResNet50() throws { try check("resnet50") }
     func testUNet() throws { try check("unet") }
     func testMobileNetPFLD() throws { try check("mobilenet-pfld") }
+    func testMobileNetPIP() throws { try check("mobilenet-pip") }
 }

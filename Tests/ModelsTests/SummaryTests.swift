@@ -24,11 +24,12 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(try network("resnet18").parameterCount, 11_240_008)
         XCTAssertEqual(try network("nosenet").parameterCount, 157_602)
         XCTAssertEqual(try network("mobilenet-pfld").parameterCount, 207_256)
+        XCTAssertEqual(try network("mobilenet-pip").parameterCount, 4_226_780)
     }
 
     /// Line by line, so a failure names the first line that differs.
     func testSummariesMatchPyTorch() throws {
-        for name in ["nosenet", "facenet", "resnet18", "resnet50", "unet", "mobilenet-pfld"] {
+        for name in ["nosenet", "facenet", "resnet18", "resnet50", "unet", "mobilenet-pfld", "mobilenet-pip"] {
             let want = try fixture("repr_\(name)").split(separator: "\n", omittingEmptySubsequences: false)
                 .map(String.init).filter { !$0.isEmpty }
             let got = try network(name).summary().split(separator: "\n").map(String.init)

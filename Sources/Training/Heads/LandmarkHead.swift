@@ -46,6 +46,7 @@ extension TrainConfig {
         switch task {
         case .regression: CoordinateHead(loss: regressionLoss ?? .mse)
         case .heatmap: HeatmapHead(sigma: heatmapSigma, loss: heatmapLoss, decoding: heatmapDecoding ?? .auto)
+        case .pip: PIPHead(neighbours: pipNeighbours ?? [])
         }
     }
 }
