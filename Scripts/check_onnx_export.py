@@ -16,6 +16,7 @@ also be that close to the float64 keypoints. Prints every difference and onnxrun
 face. Exits 1 on a mismatch. Needs onnx, onnxruntime, numpy and torch.
 """
 import argparse
+import json
 import sys
 import time
 
@@ -25,13 +26,17 @@ import onnxruntime as ort
 import torch
 
 from load_checkpoint_in_pytorch import load
+import torch_models  # noqa: E402
 
 
-def torch_keypoints(model, crops: np.ndarray, dtype) -> np.ndarray:
-    """The checkpoint's keypoints [N, K, 2] in crop pixels, computed by PyTorch in `dtype`."""
+def torch_keypoints(model, crops: np.ndarray, dtype, neighbours=None) -> np.ndarray:
+    """The checkpoint's keypoints [N, K, 2] in crop pixels, computed by PyTorch in `dtype`
+    (PIPNet models: decoded with the checkpoint's `neighbours`)."""
     height, width = crops.shape[2:]
     with torch.no_grad():
         out = model.to(dtype)(torch.from_numpy(crops).to(dtype))
+        if neighbours is not None:
+            return torch_models.pip_decode(out, neighbours, height, width).numpy()
         if out.dim() == 4:   # heatmaps: the soft-argmax over each plane, as the graph decodes
             n, k = out.shape[:2]
             p = torch.softmax(out.reshape(n, k, height * width), dim=-1)
@@ -80,9 +85,10 @@ def main() -> None:
     singles = np.concatenate([session.run(["keypoints"], {"input": crops[i:i + 1]})[0] for i in range(len(crops))])
     if batch.shape != expected.shape:
         fail(f"keypoints shape {batch.shape}, fkp's {expected.shape}")
-    reference, _, _ = load(args.checkpoint)
-    exact = torch_keypoints(reference, crops, torch.float64)
-    floor = float(np.abs(torch_keypoints(reference, crops, torch.float32) - exact).max())
+    reference, _, checkpoint_metadata = load(args.checkpoint)
+    neighbours = json.loads(checkpoint_metadata["config"]).get("pipNeighbours")
+    exact = torch_keypoints(reference, crops, torch.float64, neighbours)
+    floor = float(np.abs(torch_keypoints(reference, crops, torch.float32, neighbours) - exact).max())
     tolerance = max(args.tolerance, 2 * floor)
     worst = max(float(np.abs(batch - expected).max()), float(np.abs(singles - expected).max()))
     from_exact = float(np.abs(batch - exact).max())

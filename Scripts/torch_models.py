@@ -291,6 +291,31 @@ class MobileNetPIP(nn.Module):
         return torch.cat([self.cls_layer(x), self.x_layer(x), self.y_layer(x), self.nb_x_layer(x), self.nb_y_layer(x)], 1)
 
 
+def pip_decode(maps, neighbours, height, width):
+    """PIPHead.decode's twin: maps [N, K(3 + 2M), gh, gw] → keypoints [N, K, 2] in crop pixels: each
+    score map's best cell plus the offsets there, averaged with the votes of the keypoints whose
+    neighbours include it."""
+    n, _, gh, gw = maps.shape
+    k, m = len(neighbours), len(neighbours[0]) if neighbours else 0
+    flat = maps.reshape(n, -1, gh * gw)
+    best = flat[:, :k].argmax(dim=2, keepdim=True)                      # [N, K, 1]
+    cx, cy = (best % gw).to(maps.dtype), torch.div(best, gw, rounding_mode="floor").to(maps.dtype)
+    sums = torch.zeros(n, k, 2, dtype=maps.dtype)
+    votes = torch.zeros(k, dtype=maps.dtype)
+    own_x = (cx + flat[:, k:2 * k].gather(2, best))[..., 0] / gw
+    own_y = (cy + flat[:, 2 * k:3 * k].gather(2, best))[..., 0] / gh
+    sums[..., 0] += own_x
+    sums[..., 1] += own_y
+    votes += 1
+    for i, row in enumerate(neighbours):
+        cell = best[:, i]                                               # [N, 1]
+        for slot, j in enumerate(row):
+            sums[:, j, 0] += (cx[:, i, 0] + flat[:, 3 * k + i * m + slot].gather(1, cell)[:, 0]) / gw
+            sums[:, j, 1] += (cy[:, i, 0] + flat[:, 3 * k + k * m + i * m + slot].gather(1, cell)[:, 0]) / gh
+            votes[j] += 1
+    return sums / votes[None, :, None] * torch.tensor([width, height], dtype=maps.dtype)
+
+
 class MobileNetPFLD(nn.Module):
     """torchvision's MobileNetV2 features on a 1-channel input, scaled by width/32 (the stem width;
     channels rounded to multiples of min(8, width), and the last 1x1 conv scaled too: 1280·width/32),

@@ -74,3 +74,12 @@ extension InvertedResidual: GraphExportable {
         return useResidual ? add.export(x, out, to: graph) : out
     }
 }
+
+extension MobileNetPIP: GraphExportable {
+    func export(_ x: GraphValue, to graph: GraphBuilder) throws -> GraphValue {
+        let h = try features.exportGraph(x, to: graph)
+        var out = try heads[0].exportGraph(h, to: graph)
+        for (i, head) in heads.dropFirst().enumerated() { out = concats[i].export(out, try head.exportGraph(h, to: graph), to: graph) }
+        return out
+    }
+}

@@ -18,8 +18,9 @@ public enum ONNXExport {
     public static let irVersion: Int64 = 8
     public static let input = "input", keypoints = "keypoints", heatmaps = "heatmaps"
 
-    /// The serialized model; `metadata` goes into metadata_props in the order given.
-    public static func model(_ network: Network, task: ModelTask, metadata: [(key: String, value: String)],
+    /// The serialized model; `metadata` goes into metadata_props in the order given. PIPNet
+    /// models need their `neighbours` table (`TrainConfig.pipNeighbours`).
+    public static func model(_ network: Network, task: ModelTask, neighbours: [[Int]] = [], metadata: [(key: String, value: String)],
                              producerVersion: String) throws -> Data {
         let (h, w) = (network.config.inputHeight, network.config.inputWidth)
         let graph = ONNXGraph()
@@ -42,6 +43,10 @@ public enum ONNXExport {
             graph.node("MatMul", [probabilities.name, graph.initializer("pixel_grid", grid, [h * w, 2])], output: keypoints)
             outputs.append(valueInfo(keypoints, [nil, k, 2], "keypoints (x, y) in crop pixels: the soft-argmax of the heatmaps"))
             outputs.append(valueInfo(heatmaps, [nil, k, h, w], "raw heatmaps (logits), one per keypoint"))
+        case .pip:
+            let k = neighbours.count
+            try pipKeypoints(output.name, keypoints: k, neighbours: neighbours, height: h, width: w, graph: graph)
+            outputs.append(valueInfo(keypoints, [nil, k, 2], "keypoints (x, y) in crop pixels: PIPNet's neighbour-averaged decoding"))
         }
         var g = Onnx_GraphProto()
         g.name = network.config.name
@@ -65,6 +70,57 @@ public enum ONNXExport {
             return entry
         }
         return try model.serializedBytes()
+    }
+
+    /// PIPHead's decoding as a graph, from the maps [N, K(3 + 2M), gh, gw] to `keypoints`: each
+    /// score map's best cell (ArgMax), the offsets there (GatherElements), and every keypoint's
+    /// votes (its own, and those of the keypoints that have it as a neighbour) averaged by one
+    /// MatMul with a constant [K + K·M, K] matrix that also scales cells to crop pixels.
+    static func pipKeypoints(_ maps: String, keypoints k: Int, neighbours: [[Int]], height h: Int, width w: Int,
+                             graph: ONNXGraph) throws {
+        let m = neighbours.first?.count ?? 0
+        let (gh, gw) = ((h + PIPLayout.stride - 1) / PIPLayout.stride, (w + PIPLayout.stride - 1) / PIPLayout.stride)
+        let cells = gh * gw
+        let flat = graph.node("Reshape", [maps, graph.int64Initializer("pip_flat", [-1, Int64(k * (3 + 2 * m)), Int64(cells)])]).name
+        func channels(_ name: String, _ start: Int, _ count: Int) -> String {
+            graph.node("Slice", [flat, graph.int64Initializer(name + "_start", [Int64(start)]),
+                                 graph.int64Initializer(name + "_end", [Int64(start + count)]), graph.int64Initializer(name + "_axis", [1])]).name
+        }
+        let best = graph.node("ArgMax", [channels("pip_scores", 0, k)], [.int("axis", 2), .int("keepdims", 1)]).name   // [N, K, 1]
+        let gridWidth = graph.int64Initializer("pip_grid_width", [Int64(gw)])
+        let cellX = graph.node("Cast", [graph.node("Mod", [best, gridWidth]).name], [.int("to", 1)]).name       // [N, K, 1]
+        let cellY = graph.node("Cast", [graph.node("Div", [best, gridWidth]).name], [.int("to", 1)]).name
+        // Votes along one axis: [N, K] own estimates then [N, K·M] neighbour estimates, in cells.
+        func votes(_ axis: String, own start: Int, neighbours nbStart: Int, cell: String) -> String {
+            let own = graph.node("Add", [cell, graph.node("GatherElements", [channels("pip_\(axis)", start, k), best], [.int("axis", 2)]).name]).name
+            let nbMaps = graph.node("Reshape", [channels("pip_nb_\(axis)", nbStart, k * m),
+                                                graph.int64Initializer("pip_nb_shape_\(axis)", [-1, Int64(k), Int64(m), Int64(cells)])]).name
+            let axes = graph.int64Initializer("pip_unsqueeze_\(axis)", [2])
+            let bestM = graph.node("Expand", [graph.node("Unsqueeze", [best, axes]).name,
+                                              graph.int64Initializer("pip_expand_\(axis)", [1, 1, Int64(m), 1])]).name  // [N, K, M, 1]
+            let nb = graph.node("Add", [graph.node("Unsqueeze", [cell, axes]).name,
+                                        graph.node("GatherElements", [nbMaps, bestM], [.int("axis", 3)]).name]).name
+            let row = { (name: String, count: Int) in
+                graph.node("Reshape", [name, graph.int64Initializer("pip_row_\(axis)_\(count)", [-1, Int64(count)])]).name
+            }
+            return graph.node("Concat", [row(own, k), row(nb, k * m)], [.int("axis", 1)]).name
+        }
+        // average[v][j] = scale / (votes for j) where vote v is for keypoint j.
+        var count = [Float](repeating: 1, count: k)
+        for list in neighbours { for j in list { count[j] += 1 } }
+        func average(_ scale: Float) -> [Float] {
+            var a = [Float](repeating: 0, count: (k + k * m) * k)
+            for j in 0 ..< k { a[j * k + j] = scale / count[j] }
+            for (i, list) in neighbours.enumerated() { for (slot, j) in list.enumerated() { a[(k + i * m + slot) * k + j] = scale / count[j] } }
+            return a
+        }
+        let x = graph.node("MatMul", [votes("x", own: k, neighbours: 3 * k, cell: cellX),
+                                      graph.initializer("pip_average_x", average(Float(w) / Float(gw)), [k + k * m, k])]).name
+        let y = graph.node("MatMul", [votes("y", own: 2 * k, neighbours: 3 * k + k * m, cell: cellY),
+                                      graph.initializer("pip_average_y", average(Float(h) / Float(gh)), [k + k * m, k])]).name
+        let last = graph.int64Initializer("pip_last_axis", [2])
+        graph.node("Concat", [graph.node("Unsqueeze", [x, last]).name, graph.node("Unsqueeze", [y, last]).name], [.int("axis", 2)],
+                   output: keypoints)
     }
 
     /// A float tensor's name, shape (nil: the dynamic batch) and description.

@@ -31,7 +31,7 @@ struct Export: ParsableCommand {
             let model = try TrainedModel(checkpoint: path, communicator: MPI.world)
             let spec = try ModelZoo.spec(model.network.config.name)
             try checkDecoding(model, task: spec.task, path: path)
-            let data = try ONNXExport.model(model.network, task: spec.task, metadata: try ExportMetadata.entries(model, checkpoint: path),
+            let data = try ONNXExport.model(model.network, task: spec.task, neighbours: model.config.pipNeighbours ?? [], metadata: try ExportMetadata.entries(model, checkpoint: path),
                                             producerVersion: "format \(CheckpointFile.formatVersion)")
             do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
                 throw DataError(file: out, "cannot write: \(error.localizedDescription)")

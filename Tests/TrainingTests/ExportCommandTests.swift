@@ -17,7 +17,7 @@ final class ExportCommandTests: XCTestCase {
     static let smallSizes: [String: [String]] = [
         "resnet18": ["--input-size", "64", "--width", "8"], "resnet34": ["--input-size", "64", "--width", "8"],
         "resnet50": ["--input-size", "64", "--width", "8"], "mobilenet-pfld": ["--input-size", "64"],
-        "unet": ["--input-size", "32", "--width", "4"],
+        "unet": ["--input-size", "32", "--width", "4"], "mobilenet-pip": ["--input-size", "64", "--width", "8"],
     ]
 
     func testEveryModelExportsAndOnnxruntimeAgreesWithFkp() throws {
