@@ -223,24 +223,23 @@ public struct Preset: Sendable {
     /// issue 21): on ytfaces68, whose boxes are the keypoints' extent, the recipe's rotation, zoom
     /// and shift left each training face off the box that validation crops are cut from, and the
     /// U-Net spent its capacity on framings it never meets. Measured on the same split and the same
-    /// 25-epoch schedule (docs/RESULTS.md section 8): NME PLACEHOLDER.
-    public static let unetIBUGFramed: Preset = {
-        var p = unetIBUGRecipe
-        p.name = "unet-ibug-framed"
-        p.config.preset = p.name; p.config.reframe = true
-        p.summary = "unet-ibug-recipe with --reframe (augmented faces re-cropped around their keypoints): 128², 60 epochs, for a cluster"
-        return p
-    }()
+    /// 25-epoch schedule (docs/RESULTS.md section 9): NME PLACEHOLDER.
+    public static let unetIBUGFramed = reframed(unetIBUGRecipe, "unet-ibug-framed",
+        "unet-ibug-recipe with --reframe (augmented faces re-cropped around their keypoints): 128², 60 epochs, for a cluster")
 
     /// unet-ibug-framed in well under an hour of 2 cores: unet-ibug-recipe-fast's size and schedule
     /// (96², width 16, σ 2, 25 epochs, 29 min of training at 40 images/s) with `--reframe`.
-    public static let unetIBUGFramedFast: Preset = {
-        var p = unetIBUGRecipeFast
-        p.name = "unet-ibug-framed-fast"
-        p.config.preset = p.name; p.config.reframe = true
-        p.summary = "unet-ibug-recipe-fast with --reframe: 96², sigma 2, 25 epochs (29 min of training on 2 cores)"
+    public static let unetIBUGFramedFast = reframed(unetIBUGRecipeFast, "unet-ibug-framed-fast",
+        "unet-ibug-recipe-fast with --reframe: 96², sigma 2, 25 epochs (29 min of training on 2 cores)")
+
+    /// `base` with `--reframe`, under a new name.
+    static func reframed(_ base: Preset, _ name: String, _ summary: String) -> Preset {
+        var p = base
+        p.name = name
+        p.config.preset = name; p.config.reframe = true
+        p.summary = summary
         return p
-    }()
+    }
 }
 
 extension TrainConfig {
