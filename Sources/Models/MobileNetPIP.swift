@@ -86,6 +86,8 @@ extension ModelZoo {
 public enum PIPLayout {
     /// Input pixels per grid cell (`MobileNetPIP`'s feature stride).
     public static let stride = 16
+    /// Grid cells along a crop side: every stride-2 layer of the backbone rounds up.
+    public static func cells(_ side: Int) -> Int { (side + stride - 1) / stride }
     public static func neighbours(keypoints k: Int) -> Int { max(0, min(10, k - 1)) }
     public static func outputs(keypoints k: Int) -> Int { k * (3 + 2 * neighbours(keypoints: k)) }
 

@@ -44,7 +44,12 @@ public enum ONNXExport {
             outputs.append(valueInfo(keypoints, [nil, k, 2], "keypoints (x, y) in crop pixels: the soft-argmax of the heatmaps"))
             outputs.append(valueInfo(heatmaps, [nil, k, h, w], "raw heatmaps (logits), one per keypoint"))
         case .pip:
-            let k = neighbours.count
+            // The table comes from a checkpoint's metadata: it must fit the maps it decodes.
+            let (k, m) = try PIPLayout.split(outputs: network.config.outputs)
+            guard neighbours.count == k, neighbours.allSatisfy({ $0.count == m && $0.allSatisfy { (0 ..< k).contains($0) } }) else {
+                throw ModelError.invalidConfig("a PIPNet export needs a neighbour table of \(k) keypoints × \(m) neighbours "
+                    + "(the checkpoint's pip_neighbours), got \(neighbours.count) rows")
+            }
             try pipKeypoints(output.name, keypoints: k, neighbours: neighbours, height: h, width: w, graph: graph)
             outputs.append(valueInfo(keypoints, [nil, k, 2], "keypoints (x, y) in crop pixels: PIPNet's neighbour-averaged decoding"))
         }
@@ -79,7 +84,7 @@ public enum ONNXExport {
     static func pipKeypoints(_ maps: String, keypoints k: Int, neighbours: [[Int]], height h: Int, width w: Int,
                              graph: ONNXGraph) throws {
         let m = neighbours.first?.count ?? 0
-        let (gh, gw) = ((h + PIPLayout.stride - 1) / PIPLayout.stride, (w + PIPLayout.stride - 1) / PIPLayout.stride)
+        let (gh, gw) = (PIPLayout.cells(h), PIPLayout.cells(w))
         let cells = gh * gw
         let flat = graph.node("Reshape", [maps, graph.int64Initializer("pip_flat", [-1, Int64(k * (3 + 2 * m)), Int64(cells)])]).name
         func channels(_ name: String, _ start: Int, _ count: Int) -> String {

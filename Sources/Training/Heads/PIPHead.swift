@@ -36,8 +36,6 @@ public struct PIPHead: LandmarkHead {
 
     public func makeLoss() -> Loss { PIPLoss(neighbours: neighbours) }
 
-    /// Grid cells of a crop side: every stride-2 layer of the backbone rounds up.
-    static func cells(_ side: Int) -> Int { (side + PIPLayout.stride - 1) / PIPLayout.stride }
 
     public func target(of batch: Batch) -> [Float] {
         target(keypoints: batch.keypoints, count: batch.count, width: batch.width, height: batch.height)
@@ -46,7 +44,7 @@ public struct PIPHead: LandmarkHead {
     /// The target of `count` samples' keypoints (2K each, normalised to a width × height crop).
     public func target(keypoints: [Float], count n: Int, width: Int, height: Int) -> [Float] {
         let (k, m) = (neighbours.count, neighbours.first?.count ?? 0)
-        let (gh, gw) = (Self.cells(height), Self.cells(width))
+        let (gh, gw) = (PIPLayout.cells(height), PIPLayout.cells(width))
         let plane = gh * gw
         var t = [Float](repeating: 0, count: n * k * (3 + 2 * m) * plane)
         func at(_ channel: Int, _ sample: Int, _ cell: Int) -> Int { (channel * n + sample) * plane + cell }
