@@ -76,14 +76,21 @@ final class RecipeTests: XCTestCase {
         }
     }
 
-    /// The framed presets are the recipe ones with `--reframe`, and nothing else changed; the
-    /// flag reaches the loader's parameters and `fkp presets` shows it.
+    /// The framed presets are the recipe ones with `--reframe` (the hour preset also with its
+    /// 45-epoch schedule), and nothing else changed; the flag reaches the loader's parameters and
+    /// `fkp presets` shows it.
     func testFramedPresetsAreTheRecipeWithReframing() throws {
         for (framed, recipe) in [("unet-ibug-framed", "unet-ibug-recipe"), ("unet-ibug-framed-fast", "unet-ibug-recipe-fast")] {
             var config = try XCTUnwrap(Preset.named(framed)).config
             XCTAssertTrue(config.augmentation.reframe, framed)
+            let base = try XCTUnwrap(Preset.named(recipe)).config
+            if framed == "unet-ibug-framed-fast" {
+                XCTAssertEqual(config.epochs, 45)
+                XCTAssertEqual(config.schedule, .multistep(epochs: [34, 42], gamma: 0.1))
+                config.epochs = base.epochs; config.schedule = base.schedule
+            }
             config.reframe = nil; config.preset = recipe
-            XCTAssertEqual(config, try XCTUnwrap(Preset.named(recipe)).config, framed)
+            XCTAssertEqual(config, base, framed)
         }
         XCTAssertFalse(try XCTUnwrap(Preset.named("unet-ibug-recipe-fast")).config.augmentation.reframe)
         let r = try ProcessRunner.run(TestPaths.product("fkp").path, ["presets"], timeout: 60)
