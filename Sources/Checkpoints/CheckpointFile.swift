@@ -1,3 +1,4 @@
+import CZstd
 import Foundation
 
 /// Checkpoint files: a safetensors payload compressed with zstd (`*.safetensors.zst`), written
@@ -23,6 +24,32 @@ public enum CheckpointFile {
         let compressed = try payload.withUnsafeBytes { try Zstd.compress($0) }
         try writeAtomically(compressed, to: url)
     }
+
+    /// The most memory a checkpoint write holds at once, for tensors of `tensorBytes` bytes added
+    /// in that order (a memory plan's figure; the write is rank 0's largest transient, and for
+    /// ResNet-50 with its AdamW state about three times the 280 MB payload):
+    ///  - the `SafeTensors` byte array, grown by appending: Swift doubles an array's capacity, so
+    ///    while it grows the old and the new storage are both held, and it ends up to 2× its count;
+    ///  - `serialized()`'s copy (8-byte length, JSON header of about `headerBytes`, the tensors);
+    ///  - zstd's output buffer, `ZSTD_compressBound` bytes filled with zeros (every page touched),
+    ///    and zstd's compression context, 1.24 MiB at level 3 for any input over 1 MB (measured
+    ///    with `ZSTD_sizeof_CCtx`, zstd 1.5.4).
+    public static func plannedWriteBytes(tensorBytes: [Int], headerBytes: Int) -> Int {
+        var (count, capacity, growing) = (0, 0, 0)
+        for bytes in tensorBytes {
+            count += bytes
+            if count > capacity {
+                let grown = max(count, 2 * capacity)
+                growing = max(growing, capacity + grown)
+                capacity = grown
+            }
+        }
+        let payload = 8 + headerBytes + count
+        return max(growing, capacity + payload + ZSTD_compressBound(payload) + compressionContextBytes)
+    }
+
+    /// `ZSTD_sizeof_CCtx` after a level-3 compression of 1 MB to 256 MB (zstd 1.5.4).
+    static let compressionContextBytes = 1_303_456
 
     /// Reads and validates a checkpoint; every failure names the file.
     public static func read(_ url: URL) throws -> SafeTensors {

@@ -52,4 +52,13 @@ public final class ReLU: Module {
         }
         return gradInput
     }
+
+    // Fused into the previous layer: nothing. Otherwise the output (which backward reads as the
+    // mask) and the input gradient.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        if fusedIntoPrevious { return x }
+        ledger.keep(.output, floats: Tensor.elementCount(x), typeDescription)
+        ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
+        return x
+    }
 }

@@ -135,6 +135,16 @@ public final class BatchNorm2d: Module {
         }
         return gradInput
     }
+
+    // The output, the input gradient, and the per-channel batch mean and 1/std kept for backward
+    // (allocated with the layer, a fixed few bytes).
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        checkShape(x.count == 4 && x[1] == channels, typeDescription, "input shape \(x), expected [N, \(channels), H, W]")
+        ledger.keep(.output, floats: Tensor.elementCount(x), typeDescription)
+        ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
+        ledger.keep(.saved, floats: savedMean.capacity + savedInvStd.capacity, typeDescription)
+        return x
+    }
 }
 
 /// Σ dy and Σ dy·(x − μ) over one channel, dy zeroed where `y` (when given) is not positive, or,

@@ -10,6 +10,14 @@ struct ShardSum {
     let count: Int
     let destination: UnsafeMutablePointer<Float>
     var transposed: (rows: Int, columns: Int)? = nil
+
+    /// What the scratch size depends on: the count, and whether the sum is transposed.
+    struct Shape {
+        let count: Int
+        let transposed: Bool
+    }
+
+    var shape: Shape { Shape(count: count, transposed: transposed != nil) }
 }
 
 /// Where one shard accumulates its gradients (`gradients[i]` for `sums[i]`): its own buffer, or,
@@ -31,7 +39,7 @@ extension ConvBlockPlan {
     /// otherwise every block is its own piece.
     func forEachBlock(workerFloats: Int, workspace: Workspace, byShardParity: Bool = false,
                       _ body: (_ block: Int, _ scratch: UnsafeMutablePointer<Float>, _ gemm: GEMM) -> Void) {
-        let scratch = workspace.floats(workerFloats * (parallelBlocks ? Parallel.threads : 1))
+        let scratch = workspace.floats(blockScratchFloats(workerFloats: workerFloats, threads: Parallel.threads))
         if !parallelBlocks {
             for b in 0 ..< blocks { body(b, scratch, sgemm) }
         } else if byShardParity {
@@ -53,10 +61,8 @@ extension ConvBlockPlan {
         let workers = parallelBlocks ? Parallel.threads : 1
         var offsets: [Int] = [], shardFloats = 0
         for sum in sums { offsets.append(shardFloats); shardFloats += sum.count }
-        // The shard buffers hold the whole gradients of their blocks; one shard in plain form
-        // accumulates straight into the destinations.
-        let direct = shards == 1 && sums.allSatisfy { $0.transposed == nil }
-        let scratch = workspace.floats(workers * workerFloats + (direct ? 0 : shards * shardFloats))
+        let direct = accumulatesDirectly(sums.map(\.shape))
+        let scratch = workspace.floats(shardScratchFloats(workerFloats: workerFloats, sums: sums.map(\.shape), threads: Parallel.threads))
         let partial = scratch + workers * workerFloats
         if !direct { zeroFloats(partial, shards * shardFloats) }
         func gradients(_ s: Int) -> ShardGradients {
@@ -72,5 +78,27 @@ extension ConvBlockPlan {
             addShards(partial + offset, shards: shards, stride: shardFloats, count: sum.count, into: sum.destination,
                       transposed: sum.transposed)
         }
+    }
+
+    // The scratch sizes of the two loops, used by the loops themselves and by the layers'
+    // `planMemory` (a memory plan must size exactly what runs).
+
+    /// `forEachBlock`'s workspace: `workerFloats` per worker of the pool, or once when blocks run
+    /// one after the other.
+    func blockScratchFloats(workerFloats: Int, threads: Int) -> Int {
+        workerFloats * (parallelBlocks ? threads : 1)
+    }
+
+    /// The shard buffers hold the whole gradients of their blocks; one shard in plain form
+    /// accumulates straight into the destinations and needs none.
+    func accumulatesDirectly(_ sums: [ShardSum.Shape]) -> Bool {
+        shards == 1 && sums.allSatisfy { !$0.transposed }
+    }
+
+    /// `accumulateShards`' workspace: worker scratch, then every shard's gradient buffers.
+    func shardScratchFloats(workerFloats: Int, sums: [ShardSum.Shape], threads: Int) -> Int {
+        let workers = parallelBlocks ? threads : 1
+        let shardFloats = sums.map(\.count).reduce(0, +)
+        return workers * workerFloats + (accumulatesDirectly(sums) ? 0 : shards * shardFloats)
     }
 }

@@ -49,11 +49,13 @@ public final class Conv2d: Module, InputGradientOptional {
         return s + ")"
     }
 
-    func geometry(_ x: Tensor) -> ConvGeometry {
-        checkShape(x.shape.count == 4 && x.c == inChannels, typeDescription, "input shape \(x.shape), expected [N, \(inChannels), H, W]")
-        let g = ConvGeometry(channels: inChannels, batch: x.n, height: x.h, width: x.w,
+    func geometry(_ x: Tensor) -> ConvGeometry { geometry(x.shape) }
+
+    func geometry(_ shape: [Int]) -> ConvGeometry {
+        checkShape(shape.count == 4 && shape[1] == inChannels, typeDescription, "input shape \(shape), expected [N, \(inChannels), H, W]")
+        let g = ConvGeometry(channels: inChannels, batch: shape[0], height: shape[2], width: shape[3],
                              kernel: kernel, stride: stride, padding: padding)
-        checkShape(g.outHeight > 0 && g.outWidth > 0, typeDescription, "input \(x.shape) is smaller than the kernel")
+        checkShape(g.outHeight > 0 && g.outWidth > 0, typeDescription, "input \(shape) is smaller than the kernel")
         return g
     }
 
@@ -90,6 +92,30 @@ public final class Conv2d: Module, InputGradientOptional {
         case .im2col: backwardIm2col(dy, x, g, ctx)
         }
         return gradInput
+    }
+
+    // What forward and backward allocate: the output, the input gradient (unless skipped), the
+    // masked gradient of a fused-ReLU pointwise convolution, and the path's scratch requests.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let g = geometry(x)
+        let out = [g.batch, outChannels, g.outHeight, g.outWidth], outFloats = outChannels * g.columns
+        ledger.keep(.output, floats: outFloats, typeDescription)
+        if computesInputGradient { ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription) }
+        switch path(g) {
+        case .direct3x3:
+            ledger.workspace(floats: DirectConv3x3.forwardScratchFloats(g, outChannels: outChannels), typeDescription)
+            ledger.workspace(floats: DirectConv3x3.backwardScratchFloats(g, outChannels: outChannels,
+                                                                         inputGradient: computesInputGradient), typeDescription)
+        case .pointwise:
+            if fusedReLU { ledger.keep(.gradient, floats: outFloats, typeDescription) }
+        case .im2col:
+            let plan = ConvBlockPlan(g, outChannels: outChannels), blockFloats = g.rows * plan.step * g.outWidth
+            ledger.workspace(floats: plan.blockScratchFloats(workerFloats: blockFloats, threads: ledger.threads), typeDescription)
+            let (workerFloats, sums) = im2colBackwardScratch(g, plan)
+            ledger.workspace(floats: plan.shardScratchFloats(workerFloats: workerFloats, sums: sums, threads: ledger.threads),
+                             typeDescription)
+        }
+        return out
     }
 }
 
@@ -174,14 +200,12 @@ extension Conv2d {
         let inputGradient = computesInputGradient
         let plan = ConvBlockPlan(g, outChannels: outChannels), wo = g.outWidth
         let blockFloats = g.rows * plan.step * wo
-        let transposed = outChannels <= 256 && plan.blocks > 1
-        let maskFloats = blockMask ? outChannels * plan.step * wo : 0
-        var sums = [ShardSum(count: g.rows * outChannels, destination: dW,
-                             transposed: transposed ? (g.rows, outChannels) : nil)]
-        if blockMask, let bias { sums.append(ShardSum(count: outChannels, destination: store.grad(bias))) }
+        let (workerFloats, shapes) = im2colBackwardScratch(g, plan)
+        let transposed = shapes[0].transposed
+        var sums = [ShardSum(count: shapes[0].count, destination: dW, transposed: transposed ? (g.rows, outChannels) : nil)]
+        if shapes.count > 1, let bias { sums.append(ShardSum(count: shapes[1].count, destination: store.grad(bias))) }
         if inputGradient { gradInput.zero() }
-        // Worker scratch: col_b, dcol_b [K, block columns] and the masked dy_b [Cout, block columns].
-        plan.accumulateShards(workerFloats: 2 * blockFloats + maskFloats, sums: sums, workspace: ctx.workspace) { blocks, col, gradients, gemm in
+        plan.accumulateShards(workerFloats: workerFloats, sums: sums, workspace: ctx.workspace) { blocks, col, gradients, gemm in
             let dcol = col + blockFloats, masked = dcol + blockFloats
             let dWs = gradients[0], dbs = gradients.count > 1 ? gradients[1] : nil
             for b in blocks {
@@ -204,6 +228,20 @@ extension Conv2d {
                 col2imAdd(dcol, gradInput.data, g, outputRows: rows)
             }
         }
+    }
+}
+
+extension Conv2d {
+    /// im2col backward's scratch, one expression for the pass and for `planMemory`: per worker
+    /// col_b, dcol_b [K, block columns] and, with a fused ReLU, the masked dy_b [Cout, block
+    /// columns]; per shard the weight gradient (transposed as `backwardIm2col` explains) and, with
+    /// a fused ReLU, the bias gradient summed from the masked blocks.
+    func im2colBackwardScratch(_ g: ConvGeometry, _ plan: ConvBlockPlan) -> (workerFloats: Int, sums: [ShardSum.Shape]) {
+        let blockFloats = g.rows * plan.step * g.outWidth
+        let maskFloats = fusedReLU ? outChannels * plan.step * g.outWidth : 0
+        var sums = [ShardSum.Shape(count: g.rows * outChannels, transposed: outChannels <= 256 && plan.blocks > 1)]
+        if fusedReLU && bias != nil { sums.append(ShardSum.Shape(count: outChannels, transposed: false)) }
+        return (2 * blockFloats + maskFloats, sums)
     }
 }
 

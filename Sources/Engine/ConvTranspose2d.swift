@@ -38,11 +38,14 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
 
     /// The geometry of the adjoint convolution: its input is our output [Cout, N, Ho, Wo], its
     /// output positions are our input pixels (outHeight = H, outWidth = W).
-    func geometry(_ x: Tensor) -> ConvGeometry {
-        checkShape(x.shape.count == 4 && x.c == inChannels, typeDescription, "input shape \(x.shape), expected [N, \(inChannels), H, W]")
-        let ho = (x.h - 1) * stride - 2 * padding + kernel, wo = (x.w - 1) * stride - 2 * padding + kernel
-        checkShape(x.h > 0 && x.w > 0, typeDescription, "empty input \(x.shape)")
-        return ConvGeometry(channels: outChannels, batch: x.n, height: ho, width: wo, kernel: kernel, stride: stride, padding: padding)
+    func geometry(_ x: Tensor) -> ConvGeometry { geometry(x.shape) }
+
+    func geometry(_ shape: [Int]) -> ConvGeometry {
+        checkShape(shape.count == 4 && shape[1] == inChannels, typeDescription, "input shape \(shape), expected [N, \(inChannels), H, W]")
+        let (h, w) = (shape[2], shape[3])
+        let ho = (h - 1) * stride - 2 * padding + kernel, wo = (w - 1) * stride - 2 * padding + kernel
+        checkShape(h > 0 && w > 0, typeDescription, "empty input \(shape)")
+        return ConvGeometry(channels: outChannels, batch: shape[0], height: ho, width: wo, kernel: kernel, stride: stride, padding: padding)
     }
 
     // x: [N, Cin, H, W] → y: [N, Cout, (H−1)s − 2p + k, (W−1)s − 2p + k]   (CNHW)
@@ -91,7 +94,7 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
         let (w, dW) = (store.value(weight), store.grad(weight))
         let plan = ConvBlockPlan(g, outChannels: inChannels), wi = g.outWidth
         let blockFloats = g.rows * plan.step * wi
-        let sums = [ShardSum(count: inChannels * g.rows, destination: dW)]
+        let sums = [ShardSum(count: weightFloats(g), destination: dW)]
         plan.accumulateShards(workerFloats: blockFloats, sums: sums, workspace: ctx.workspace) { blocks, dcols, gradients, gemm in
             let dWs = gradients[0]
             for b in blocks {
@@ -103,5 +106,22 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
             }
         }
         return gradInput
+    }
+
+    /// The weight's floats, [Cin, Cout·k·k]: one shard buffer each in backward.
+    private func weightFloats(_ g: ConvGeometry) -> Int { inChannels * g.rows }
+
+    // The output, the input gradient (unless skipped), and the block loops' scratch: cols_b
+    // [Cout·k·k, block columns] per worker, forward and backward, plus the shards' weight gradients.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let g = geometry(x)
+        let out = [g.batch, outChannels, g.height, g.width]
+        ledger.keep(.output, floats: Tensor.elementCount(out), typeDescription)
+        if computesInputGradient { ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription) }
+        let plan = ConvBlockPlan(g, outChannels: inChannels), blockFloats = g.rows * plan.step * g.outWidth
+        ledger.workspace(floats: plan.blockScratchFloats(workerFloats: blockFloats, threads: ledger.threads), typeDescription)
+        ledger.workspace(floats: plan.shardScratchFloats(workerFloats: blockFloats, sums: [.init(count: weightFloats(g), transposed: false)],
+                                                         threads: ledger.threads), typeDescription)
+        return out
     }
 }

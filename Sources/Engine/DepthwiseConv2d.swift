@@ -48,10 +48,12 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         channels * ((height - 1) / stride + 1) * ((width - 1) / stride + 1) * 9
     }
 
-    private func outputSize(_ x: Tensor) -> (Int, Int) {
-        checkShape(x.shape.count == 4 && x.c == channels, typeDescription, "input shape \(x.shape), expected [N, \(channels), H, W]")
-        checkShape(x.h > 0 && x.w > 0, typeDescription, "empty input \(x.shape)")
-        return ((x.h - 1) / stride + 1, (x.w - 1) / stride + 1)
+    private func outputSize(_ x: Tensor) -> (Int, Int) { outputSize(x.shape) }
+
+    private func outputSize(_ shape: [Int]) -> (Int, Int) {
+        checkShape(shape.count == 4 && shape[1] == channels, typeDescription, "input shape \(shape), expected [N, \(channels), H, W]")
+        checkShape(shape[2] > 0 && shape[3] > 0, typeDescription, "empty input \(shape)")
+        return ((shape[2] - 1) / stride + 1, (shape[3] - 1) / stride + 1)
     }
 
     /// The kernels take runs of images of one channel (a tall stack, see depthwise3x3.c): a fixed
@@ -73,10 +75,27 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
     private func pieces(_ count: Int, work: Int, scratchFloats: Int, _ workspace: Workspace,
                         _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         let parts = min(count, 4 * Parallel.threads, max(1, work / Parallel.minimumWork))
-        let scratch = workspace.floats(scratchFloats * Parallel.threads)
+        let scratch = workspace.floats(Self.workspaceFloats(perWorker: scratchFloats, threads: Parallel.threads))
         Parallel.pool.run(pieces: parts) { part, worker in
             body(count * part / parts ..< count * (part + 1) / parts, scratch + worker * scratchFloats)
         }
+    }
+
+    /// Every worker of the pool gets its own scratch.
+    private static func workspaceFloats(perWorker: Int, threads: Int) -> Int { perWorker * threads }
+    /// Backward's scratch per worker: the kernel's, then one run's nine tap sums.
+    private static func backwardScratch(_ runs: Runs) -> Int { runs.scratchFloats + 9 }
+
+    // The output, the input gradient (unless skipped) and the kernels' per-worker scratch.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let (ho, wo) = outputSize(x)
+        let out = [x[0], channels, ho, wo]
+        ledger.keep(.output, floats: Tensor.elementCount(out), typeDescription)
+        if computesInputGradient { ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription) }
+        let runs = Runs(batch: x[0], height: x[2], width: x[3], stride: stride)
+        ledger.workspace(floats: Self.workspaceFloats(perWorker: runs.scratchFloats, threads: ledger.threads), typeDescription)
+        ledger.workspace(floats: Self.workspaceFloats(perWorker: Self.backwardScratch(runs), threads: ledger.threads), typeDescription)
+        return out
     }
 
     // x: [N, C, H, W] → y: [N, C, Ho, Wo]   (CNHW), Ho = (H − 1)/s + 1
@@ -119,7 +138,7 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         if computesInputGradient { gradInput.resize(x.shape) }
         let dx: UnsafeMutablePointer<Float>? = computesInputGradient ? gradInput.data : nil
         let (weights, dW, scratchFloats) = (store.value(weight), store.grad(weight), runs.scratchFloats)
-        pieces(channels, work: 2 * channels * n * plane * 9, scratchFloats: scratchFloats + 9, ctx.workspace) { range, scratch in
+        pieces(channels, work: 2 * channels * n * plane * 9, scratchFloats: Self.backwardScratch(runs), ctx.workspace) { range, scratch in
             // A run's nine sums follow the kernel's scratch; the totals are on the stack (no allocation per channel).
             let sums = scratch + scratchFloats
             withUnsafeTemporaryAllocation(of: Double.self, capacity: 9) { total in

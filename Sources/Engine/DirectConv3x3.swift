@@ -52,7 +52,7 @@ public enum DirectConv3x3 {
     static func forward(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outChannels: Int, relu: Bool, workspace: Workspace) {
         let layout = Layout(g), n = g.batch, cin = g.channels
-        let scratch = workspace.floats(cin * n * layout.bordered + outChannels * n * layout.grid + outChannels * cin * 9)
+        let scratch = workspace.floats(forwardScratchFloats(g, outChannels: outChannels))
         let bordered = scratch, grid = bordered + cin * n * layout.bordered
         let packed = grid + outChannels * n * layout.grid
         border(x, planes: cin * n, layout, into: bordered)
@@ -69,7 +69,7 @@ public enum DirectConv3x3 {
                          _ g: ConvGeometry, outChannels: Int, workspace: Workspace) {
         let layout = Layout(g), n = g.batch, cin = g.channels
         let gridFloats = dx == nil ? 0 : cin * n * layout.grid
-        let scratch = workspace.floats((cin + outChannels) * n * layout.bordered + gridFloats + outChannels * cin * 9)
+        let scratch = workspace.floats(backwardScratchFloats(g, outChannels: outChannels, inputGradient: dx != nil))
         let borderedX = scratch, borderedDy = borderedX + cin * n * layout.bordered
         let grid = borderedDy + outChannels * n * layout.bordered, packed = grid + gridFloats
         border(x, planes: cin * n, layout, into: borderedX)
@@ -86,6 +86,20 @@ public enum DirectConv3x3 {
         pack(w, outChannels: outChannels, inChannels: cin, flipped: true, into: packed)
         convolve(borderedDy, channels: outChannels, packed, outChannels: cin, into: grid, layout, batch: n)
         unborder(grid, planes: cin * n, layout, into: dx, bias: nil, batch: n, relu: false)
+    }
+
+    /// Forward's workspace: the bordered input planes [Cin, N], the output-grid planes [Cout, N]
+    /// and the packed weights (also `Conv2d.planMemory`'s figure).
+    static func forwardScratchFloats(_ g: ConvGeometry, outChannels: Int) -> Int {
+        let layout = Layout(g)
+        return g.channels * g.batch * layout.bordered + outChannels * g.batch * layout.grid + outChannels * g.channels * 9
+    }
+
+    /// Backward's workspace: bordered x [Cin, N] and dy [Cout, N], the input gradient's grid planes
+    /// [Cin, N] (when it is wanted) and the packed flipped weights.
+    static func backwardScratchFloats(_ g: ConvGeometry, outChannels: Int, inputGradient: Bool) -> Int {
+        let layout = Layout(g), (n, cin) = (g.batch, g.channels)
+        return (cin + outChannels) * n * layout.bordered + (inputGradient ? cin * n * layout.grid : 0) + outChannels * cin * 9
     }
 
     /// output-grid planes [Cout, N] = bordered input planes [Cin, N] ⋆ the packed weights. A piece

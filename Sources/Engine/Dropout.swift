@@ -44,4 +44,14 @@ public final class Dropout: Module {
         }
         return gradInput
     }
+
+    // With p > 0: the output, the mask and the input gradient; p = 0 passes through.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        guard p > 0 else { return x }
+        let n = Tensor.elementCount(x)
+        ledger.keep(.output, floats: n, typeDescription)
+        ledger.keep(.saved, floats: n, typeDescription)
+        ledger.keep(.gradient, floats: n, typeDescription)
+        return x
+    }
 }

@@ -61,4 +61,12 @@ public final class Linear: Module, InputGradientOptional {
               b: store.value(weight), ldb: inFeatures, beta: 0, c: gradInput.data, ldc: inFeatures)
         return gradInput
     }
+
+    // The output and the input gradient (unless skipped); the GEMMs need no scratch.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        checkShape(x.count == 2 && x[1] == inFeatures, typeDescription, "input shape \(x), expected [N, \(inFeatures)]")
+        ledger.keep(.output, floats: x[0] * outFeatures, typeDescription)
+        if computesInputGradient { ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription) }
+        return [x[0], outFeatures]
+    }
 }

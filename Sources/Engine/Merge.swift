@@ -41,6 +41,14 @@ public final class Add {
         }
         return gradInput
     }
+
+    // The sum and, with a fused ReLU, the masked gradient (otherwise dy goes on as it is).
+    public func planMemory(_ a: [Int], _ b: [Int], _ ledger: MemoryLedger) -> [Int] {
+        checkShape(a == b, "Add", "input shapes \(a) and \(b) differ")
+        ledger.keep(.output, floats: Tensor.elementCount(a), "Add")
+        if fusedReLU { ledger.keep(.gradient, floats: Tensor.elementCount(a), "Add") }
+        return a
+    }
 }
 
 /// dst += src, element-wise (gradient accumulation where a tensor feeds two consumers). `dst` is
@@ -81,5 +89,15 @@ public final class ChannelConcat {
         gradA.data.update(from: dy.data, count: gradA.count)
         gradB.data.update(from: dy.data + gradA.count, count: gradB.count)
         return (gradA, gradB)
+    }
+
+    // The concatenation, and the two gradients it splits dy into.
+    public func planMemory(_ a: [Int], _ b: [Int], _ ledger: MemoryLedger) -> [Int] {
+        checkShape(a.count == 4 && b.count == 4 && a[0] == b[0] && a[2] == b[2] && a[3] == b[3],
+                   "ChannelConcat", "input shapes \(a) and \(b) differ outside the channels")
+        let out = [a[0], a[1] + b[1], a[2], a[3]]
+        ledger.keep(.output, floats: Tensor.elementCount(out), "ChannelConcat")
+        ledger.keep(.gradient, floats: Tensor.elementCount(a) + Tensor.elementCount(b), "ChannelConcat")
+        return out
     }
 }

@@ -11,6 +11,11 @@ public protocol Module: AnyObject {
     var children: [(name: String, module: Module)] { get }
     func forward(_ input: Tensor, _ ctx: Context) -> Tensor
     func backward(_ gradOutput: Tensor, _ ctx: Context) -> Tensor
+    /// The memory a training forward and backward on an input of shape `input` allocate: records
+    /// into `ledger` every buffer this module keeps and every workspace request, computed from the
+    /// shapes with the same expressions the two passes use, and returns the output shape. Runs
+    /// nothing and allocates nothing (`fkp train --plan` sizes runs that would not fit).
+    func planMemory(_ input: [Int], _ ledger: MemoryLedger) -> [Int]
 }
 
 extension Module {
@@ -67,13 +72,17 @@ public final class Workspace {
         storage = .allocate(capacity: 1)
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        EngineAllocations.add(-capacity * MemoryLayout<Float>.stride)
+    }
 
     /// Returns at least `count` floats (contents unspecified).
     public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity {
             storage.deallocate()
             storage = .allocate(capacity: count)
+            EngineAllocations.add((count - capacity) * MemoryLayout<Float>.stride)
             capacity = count
         }
         return storage

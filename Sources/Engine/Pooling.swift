@@ -21,6 +21,22 @@ public final class MaxPool2d: Module {
         "MaxPool2d(kernel_size=\(kernel), stride=\(stride), padding=\(padding), dilation=1, ceil_mode=False)"
     }
 
+    private func outputShape(_ x: [Int]) -> [Int] {
+        checkShape(x.count == 4, typeDescription, "input shape \(x), expected [N, C, H, W]")
+        let (h, w, k, s, p) = (x[2], x[3], kernel, stride, padding)
+        checkShape(h + 2 * p >= k && w + 2 * p >= k, typeDescription, "input \(x) is smaller than the window")
+        return [x[0], x[1], (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1]
+    }
+
+    // The output, the input gradient and, kept for backward, one Int32 argmax per output.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let out = outputShape(x), n = Tensor.elementCount(out)
+        ledger.keep(.output, floats: n, typeDescription)
+        ledger.keep(.saved, bytes: n * MemoryLayout<Int32>.stride, typeDescription)
+        ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
+        return out
+    }
+
     /// 2×2 windows, stride 2, no padding: the common case (U-Net, the small nets), with its own
     /// loops (no window clipping, no index arithmetic, disjoint windows in backward).
     private var isHalving: Bool { kernel == 2 && stride == 2 && padding == 0 }
@@ -35,7 +51,10 @@ public final class MaxPool2d: Module {
         output.resize([x.n, x.c, ho, wo])
         inputShape = x.shape
         hasArgmax = ctx.training
-        if ctx.training && argmax.count < output.count { argmax = [Int32](repeating: 0, count: output.count) }
+        if ctx.training && argmax.count < output.count {
+            EngineAllocations.add((output.count - argmax.count) * MemoryLayout<Int32>.stride)
+            argmax = [Int32](repeating: 0, count: output.count)
+        }
         let (src, dst) = (UnsafePointer(x.data), output.data)
         let halving = isHalving
         argmax.withUnsafeMutableBufferPointer { idxBuffer in
@@ -205,5 +224,14 @@ public final class AdaptiveAvgPool2d: Module {
             for i in start ..< end { (dx + i * plane).update(repeating: g[i] * scale, count: plane) }
         }
         return gradInput
+    }
+
+    // The [N, C, 1, 1] output and the input gradient.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        checkShape(x.count == 4 && x[2] * x[3] > 0, typeDescription, "input shape \(x), expected [N, C, H, W]")
+        let out = [x[0], x[1], 1, 1]
+        ledger.keep(.output, floats: x[0] * x[1], typeDescription)
+        ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
+        return out
     }
 }

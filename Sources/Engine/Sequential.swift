@@ -33,6 +33,10 @@ public final class Sequential: Module {
         }
         return g
     }
+
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        children.reduce(x) { shape, child in child.module.planMemory(shape, ledger) }
+    }
 }
 
 /// nn.Flatten: CNHW [N, C, H, W] → row-major [N, C·H·W] in PyTorch's (c, h, w) order.
@@ -58,5 +62,14 @@ public final class Flatten: Module {
         gradInput.resize(inputShape)
         Layout.swapNC(dy.data, gradInput.data, n: inputShape[0], c: inputShape[1], plane: inputShape[2] * inputShape[3])
         return gradInput
+    }
+
+    // [N, F] passes through; [N, C, H, W] is copied out and its gradient copied back.
+    public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        checkShape(x.count == 4 || x.count == 2, typeDescription, "input shape \(x)")
+        if x.count == 2 { return x }
+        ledger.keep(.output, floats: Tensor.elementCount(x), typeDescription)
+        ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
+        return [x[0], x[1] * x[2] * x[3]]
     }
 }

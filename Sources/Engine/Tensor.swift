@@ -19,6 +19,7 @@ public final class Tensor {
         capacity = max(n, 1)
         data = .allocate(capacity: capacity)
         data.initialize(repeating: 0, count: capacity)
+        EngineAllocations.add(capacity * MemoryLayout<Float>.stride)
     }
 
     public convenience init(shape: [Int], values: [Float]) {
@@ -30,6 +31,7 @@ public final class Tensor {
 
     deinit {
         data.deallocate()
+        EngineAllocations.add(-capacity * MemoryLayout<Float>.stride)
     }
 
     /// Gives the tensor a new shape, reusing its storage when it fits (contents are then
@@ -39,6 +41,7 @@ public final class Tensor {
         let n = Tensor.elementCount(newShape)
         if n > capacity {
             data.deallocate()
+            EngineAllocations.add((n - capacity) * MemoryLayout<Float>.stride)
             capacity = n
             data = .allocate(capacity: n)
             data.initialize(repeating: 0, count: n)

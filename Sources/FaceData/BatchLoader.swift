@@ -53,6 +53,20 @@ public final class Batch: @unchecked Sendable {
         samples = []
         samples.reserveCapacity(capacity)
     }
+
+    /// The bytes `init` allocates for `capacity` samples (a memory plan's figure): the image, the
+    /// keypoint and heatmap arrays it fills with zeros, and the sample records it reserves.
+    public static func bytes(capacity: Int, pipeline: SamplePipeline) -> Int {
+        let k = pipeline.keypointCount
+        let floats = capacity * (pipeline.imageSize + 2 * k + k * pipeline.heatmapPlaneSize)
+        return floats * MemoryLayout<Float>.stride + capacity * MemoryLayout<SampleInfo>.stride
+    }
+}
+
+extension LoaderOptions {
+    /// Batch buffers a loader allocates up front and reuses: one per batch prepared ahead (at
+    /// least one per worker), and the one the trainer holds.
+    public var bufferCount: Int { max(prefetch, max(workers, 1)) + 1 }
 }
 
 public final class BatchLoader: @unchecked Sendable {
@@ -134,7 +148,7 @@ final class LoaderCore: @unchecked Sendable {
         self.dataset = dataset; self.sampler = sampler; self.options = options; self.pipeline = pipeline
         self.skips = skips; self.batchesPerEpoch = batchesPerEpoch
         let workers = max(options.workers, 1)
-        for _ in 0..<(max(options.prefetch, workers) + 1) {
+        for _ in 0..<options.bufferCount {
             free.append(Batch(capacity: options.batchSize, pipeline: pipeline))
         }
         for n in 0..<workers {

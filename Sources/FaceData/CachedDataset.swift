@@ -28,6 +28,18 @@ public final class CachedDataset: FaceDataset, @unchecked Sendable {
     public var markup: KeypointMarkup { base.markup }
     public var cachedBytes: Int { lock.withLock { usedBytes } }
 
+    /// The memory the cache holds with `images` faces of `pixels` pixels cached out of `records`
+    /// (a memory plan's figure): the table of every record, and per cached face its pixels (one
+    /// byte each, what the budget counts), its keypoints, source name and array headers.
+    public static func plannedBytes(records: Int, images: Int, pixels: Int, keypoints: Int) -> Int {
+        let arrayOverhead = 48   // Swift's array header and malloc's chunk header
+        let perImage = pixels + 2 * keypoints * MemoryLayout<Float>.stride + 3 * arrayOverhead + 64   // + a source path
+        return records * MemoryLayout<Entry?>.stride + images * perImage
+    }
+
+    /// How many faces of `pixels` pixels the budget admits (`record(at:)` stops caching there).
+    public static func images(fitting budgetBytes: Int, pixels: Int) -> Int { budgetBytes / max(pixels, 1) }
+
     public func record(at index: Int) throws -> FaceRecord {
         if let e = lock.withLock({ entries[index] }) {
             // 8-bit quantisation: the sources are 8-bit images, so this loses nothing real.

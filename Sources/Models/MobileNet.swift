@@ -102,6 +102,18 @@ final class MobileNetPFLD: Module {
         }
         return g!
     }
+
+    // forward's path; backward adds the taps' gradients in place (no buffer).
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        var h = x
+        var pooled: [[Int]] = []
+        for (i, layer) in features.layers.enumerated() {
+            h = layer.planMemory(h, ledger)
+            if let k = Self.taps.firstIndex(of: i) { pooled.append(pools[k].planMemory(h, ledger)) }
+        }
+        let all = concat.1.planMemory(concat.0.planMemory(pooled[0], pooled[1], ledger), pooled[2], ledger)
+        return fc.planMemory(flatten.planMemory(all, ledger), ledger)
+    }
 }
 
 /// MobileNetV2's block: 1×1 expansion to t·inp channels (when t > 1), depthwise 3×3 with the
@@ -142,6 +154,11 @@ final class InvertedResidual: Module {
         let dx = conv.gradient(g, ctx)
         if useResidual { addInPlace(dx, g, ctx) }
         return dx
+    }
+
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let out = conv.planMemory(x, ledger)
+        return useResidual ? add.planMemory(x, out, ledger) : out
     }
 }
 

@@ -63,6 +63,14 @@ final class MobileNetPIP: Module {
         ctx.backwardProgress?(heads[0])
         return features.gradient(g, ctx)
     }
+
+    // forward's path; backward adds the heads' input gradients in place (no buffer).
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let h = features.planMemory(x, ledger)
+        var out = heads[0].planMemory(h, ledger)
+        for (i, head) in heads.dropFirst().enumerated() { out = concats[i].planMemory(out, head.planMemory(h, ledger), ledger) }
+        return out
+    }
 }
 
 extension ModelZoo {

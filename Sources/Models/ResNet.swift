@@ -65,6 +65,12 @@ final class ResNet: Module {
         for layer in layers.reversed() { g = layer.gradient(g, ctx) }
         return conv1.gradient(bn1.gradient(maxpool.gradient(g, ctx), ctx), ctx)
     }
+
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        var h = maxpool.planMemory(bn1.planMemory(conv1.planMemory(x, ledger), ledger), ledger)
+        for layer in layers { h = layer.planMemory(h, ledger) }
+        return fc.planMemory(flatten.planMemory(avgpool.planMemory(h, ledger), ledger), ledger)
+    }
 }
 
 /// Two 3×3 convolutions; out = relu(bn2(conv2(relu(bn1(conv1(x))))) + identity).
@@ -100,6 +106,12 @@ final class BasicBlock: Module {
         let dx = conv1.gradient(bn1.gradient(conv2.gradient(bn2.gradient(g, ctx), ctx), ctx), ctx)
         addInPlace(dx, downsample?.gradient(g, ctx) ?? g, ctx)
         return dx
+    }
+
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let identity = downsample?.planMemory(x, ledger) ?? x
+        let out = bn2.planMemory(conv2.planMemory(bn1.planMemory(conv1.planMemory(x, ledger), ledger), ledger), ledger)
+        return add.planMemory(out, identity, ledger)
     }
 }
 
@@ -142,6 +154,14 @@ final class Bottleneck: Module {
         let dx = conv1.gradient(bn1.gradient(d, ctx), ctx)
         addInPlace(dx, downsample?.gradient(g, ctx) ?? g, ctx)
         return dx
+    }
+
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let identity = downsample?.planMemory(x, ledger) ?? x
+        var out = bn1.planMemory(conv1.planMemory(x, ledger), ledger)
+        out = bn2.planMemory(conv2.planMemory(out, ledger), ledger)
+        out = bn3.planMemory(conv3.planMemory(out, ledger), ledger)
+        return add.planMemory(out, identity, ledger)
     }
 }
 

@@ -111,4 +111,21 @@ final class UNet: Module {
         }
         return g
     }
+
+    // forward's path through the levels; backward adds the skip gradients in place (no buffer).
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        var skips: [[Int]] = []
+        var h = x
+        for level in 0 ..< 4 {
+            let e = encoders[level].planMemory(h, ledger)
+            skips.append(e)
+            h = pools[level].planMemory(e, ledger)
+        }
+        h = bottleneck.planMemory(h, ledger)
+        for level in (0 ..< 4).reversed() {
+            let up = upconvs[level].planMemory(h, ledger)
+            h = decoders[level].planMemory(concats[level].planMemory(up, skips[level], ledger), ledger)
+        }
+        return conv.planMemory(h, ledger)
+    }
 }

@@ -29,6 +29,8 @@ public final class Trainer {
     public private(set) var history: [EpochRecord] = []
     /// Where this rank's step time went (printed at the end of the run).
     public private(set) var stepTimes = StepTimes()
+    /// What this rank's memory should peak at (`fkp train --plan`); printed beside the measured peak.
+    public let memoryPlan: MemoryPlan
     let preprocessing: Preprocessing
     let sync: GradientSync
     /// Every other collective of the loop, under the same stall watchdog as the gradients'.
@@ -99,6 +101,11 @@ public final class Trainer {
                                          stepsPerEpoch: stepsPerEpoch)
         position.globalBatch = globalBatch
         position.worldSize = communicator.size
+        // Face sizes from the dataset under the cache: sampling them must not fill it.
+        let uncached = (data.dataset as? CachedDataset)?.base ?? data.dataset
+        memoryPlan = MemoryPlan(network: network, config: config, options: options, worldSize: communicator.size, rank: communicator.rank,
+                                data: .init(dataset: uncached, train: data.train.count, validation: data.validation.count),
+                                loader: data.trainLoader.options, pipeline: data.trainLoader.pipeline)
 
         if let state = resumeFrom {
             try restore(state)
@@ -169,8 +176,10 @@ public final class Trainer {
                 let caught = Preemption.pendingSignal
                 progress.log("stopped by \(caught != 0 ? Preemption.name(caught) + " on rank 0" : "a signal") (\(ranks) rank\(ranks == 1 ? "" : "s")): checkpoint at step \(step) written; exit status \(Preemption.exitStatus), continue with --resume auto")
             } else {
-                progress.log(String(format: "done in %.0f s; peak RSS %.0f MiB (rank 0); checkpoints in %@",
-                                    Date().timeIntervalSince(started), Double(peakResidentBytes()) / 1_048_576, options.outDirectory.path))
+                let peak = peakResidentBytes(), planned = memoryPlan.peakBytes
+                progress.log(String(format: "done in %.0f s; peak RSS %.0f MiB (rank 0; plan %.0f MiB, %+.1f %%); checkpoints in %@",
+                                    Date().timeIntervalSince(started), Double(peak) / 1_048_576, Double(planned) / 1_048_576,
+                                    100 * Double(planned - peak) / Double(max(peak, 1)), options.outDirectory.path))
             }
         }
         return outcome

@@ -28,11 +28,7 @@ public final class TrainingData {
         guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }
         (train, validation) = TrainingData.split(dataset, config)
         preprocessing = Preprocessing(config: config, markup: dataset.markup)
-        var loaderOptions = preprocessing.loaderOptions(batch: config.batch, strict: strict, seed: config.seed)
-        config.head.requestTargets(&loaderOptions)
-        loaderOptions.workers = max(1, threads)
-        loaderOptions.augment = config.augment
-        loaderOptions.augmentation = config.augmentation
+        let loaderOptions = TrainingData.loaderOptions(config: config, preprocessing: preprocessing, strict: strict, threads: threads)
         let trainSampler = DistributedSampler(count: train.count, rank: rank, worldSize: worldSize, seed: config.seed)
         trainLoader = try BatchLoader(dataset: train, sampler: trainSampler, options: loaderOptions, skips: skips)
         if validation.count > 0 {
@@ -44,6 +40,16 @@ public final class TrainingData {
         } else {
             validationLoader = nil
         }
+    }
+
+    /// The training loader's options (the validation loader's are the same without augmentation).
+    public static func loaderOptions(config: TrainConfig, preprocessing: Preprocessing, strict: Bool, threads: Int) -> LoaderOptions {
+        var options = preprocessing.loaderOptions(batch: config.batch, strict: strict, seed: config.seed)
+        config.head.requestTargets(&options)
+        options.workers = max(1, threads)
+        options.augment = config.augment
+        options.augmentation = config.augmentation
+        return options
     }
 
     /// A run's train / validation split (`config.split`, `validationFraction`, `seed`): decided

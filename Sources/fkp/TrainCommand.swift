@@ -62,6 +62,7 @@ struct Train: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Write a TensorBoard event file into the run folder (scalars per step and epoch, pictures at the end): tensorboard --logdir runs.") var tensorboard = true
 
     @Option(help: "Signals that stop training gracefully (checkpoint at the next step, exit status 75): a list like TERM,USR1,INT, or none.") var preemptSignals = "TERM,USR1,INT"
+    @Flag(help: "Print the memory plan of this run per rank (parameters, gradients, optimizer state, activations, workspace, loader, the predicted peak) and exit without training.") var plan = false
 
     /// The configuration options given on this command line that `--resume` ignores (the
     /// checkpoint's configuration wins; only --epochs changes it).
@@ -178,6 +179,12 @@ struct Train: ParsableCommand {
                     guard let n = Int(every), n > 0 else { throw ValidationError("--checkpoint-every: use N (steps) or Ne (epochs)") }
                     runOptions.checkpointEverySteps = n
                 }
+            }
+            if plan {
+                // Rank 0 speaks for every rank: the others hold the same less its checkpoint write.
+                let memory = try MemoryPlan.forRun(config: config, options: runOptions, worldSize: world.size, rank: world.rank)
+                if world.rank == 0 { print(memory.report()) }
+                return
             }
             var resumeState: TrainingCheckpoint.Contents?
             if let resume {

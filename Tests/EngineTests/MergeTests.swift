@@ -31,6 +31,7 @@ final class MergeTests: XCTestCase {
             var typeDescription: String { "AddWithConstant" }
             func forward(_ x: Tensor, _ ctx: Context) -> Tensor { add.forward(x, other, ctx) }
             func backward(_ dy: Tensor, _ ctx: Context) -> Tensor { add.backward(dy, ctx) }
+            func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] { add.planMemory(x, other.shape, ledger) }
         }
         let x = GradCheck.distinctTensor([2, 3, 4, 5], seed: 34)
         let other = Tensor(shape: x.shape)   // zeros: x + 0 stays ≥ 0.01 away from the kink

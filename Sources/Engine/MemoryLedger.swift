@@ -1,0 +1,76 @@
+import Synchronization
+
+/// What a model keeps in memory for one training step, worked out from the layer shapes alone:
+/// nothing is allocated and nothing runs. Every layer reports, in `planMemory` next to its
+/// `forward` and `backward`, the buffers those two passes allocate for an input of a given shape,
+/// sized by the same expressions they use; a test runs one real step of every model and checks the
+/// ledger against what the engine actually allocated (`EngineAllocations`).
+///
+/// Why a ledger of buffers and not a count of "activations": in this engine every layer owns its
+/// output and its input gradient and keeps both from step to step (they are resized, never
+/// freed), so after the first step everything a layer ever allocated is resident at once. The sum
+/// of what the layers own *is* the activation memory, with no liveness analysis to get wrong.
+public final class MemoryLedger {
+    /// What a buffer is for (printed separately by the memory plan).
+    public enum Role: String, CaseIterable, Sendable {
+        /// A layer's output: the activation the next layer reads, and keeps for its backward.
+        case output
+        /// What backward needs beyond the input: max-pool argmax, dropout masks, batch statistics.
+        case saved
+        /// A layer's input gradient (and other gradient-sized buffers backward writes).
+        case gradient
+    }
+
+    public struct Entry: Sendable {
+        public var layer: String
+        public var role: Role
+        public var bytes: Int
+    }
+
+    /// Threads of the engine's pool: convolutions give every worker its own scratch.
+    public let threads: Int
+    public private(set) var entries: [Entry] = []
+    /// The largest scratch request of any forward or backward: `Workspace` grows to it and keeps it.
+    public private(set) var workspaceBytes = 0
+    /// The layer that asks for the most scratch (printed with the plan).
+    public private(set) var workspaceLayer = ""
+
+    public init(threads: Int) {
+        precondition(threads >= 1, "MemoryLedger: threads must be at least 1")
+        self.threads = threads
+    }
+
+    /// Records a buffer of `floats` Float32 values that `layer` allocates and keeps.
+    public func keep(_ role: Role, floats: Int, _ layer: @autoclosure () -> String) {
+        keep(role, bytes: floats * MemoryLayout<Float>.stride, layer())
+    }
+
+    public func keep(_ role: Role, bytes: Int, _ layer: @autoclosure () -> String) {
+        guard bytes > 0 else { return }
+        entries.append(Entry(layer: layer(), role: role, bytes: bytes))
+    }
+
+    /// Records a request for `floats` of the shared `Workspace` (only the largest one costs memory).
+    public func workspace(floats: Int, _ layer: @autoclosure () -> String) {
+        let bytes = floats * MemoryLayout<Float>.stride
+        if bytes > workspaceBytes { workspaceBytes = bytes; workspaceLayer = layer() }
+    }
+
+    public func bytes(_ role: Role) -> Int { entries.lazy.filter { $0.role == role }.map(\.bytes).reduce(0, +) }
+
+    /// Everything the layers keep (outputs, saved, gradients), without the workspace.
+    public var keptBytes: Int { entries.lazy.map(\.bytes).reduce(0, +) }
+}
+
+/// Bytes the engine has allocated and not yet freed: tensors, the workspace and max-pool indices,
+/// counted where they are allocated. It is not used by training; it is the independent measure the
+/// memory ledger is tested against (one real forward and backward must allocate what the ledger
+/// says), and costs one atomic add per allocation, which happens only when a buffer grows.
+public enum EngineAllocations {
+    private static let live = Atomic<Int>(0)
+
+    public static var liveBytes: Int { live.load(ordering: .relaxed) }
+
+    @inline(__always)
+    static func add(_ bytes: Int) { live.add(bytes, ordering: .relaxed) }
+}
