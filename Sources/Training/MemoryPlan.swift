@@ -159,7 +159,9 @@ public struct MemoryPlan: Sendable {
         // a temporary of its size, and all of them are in flight at the end of backward; PIPNet's
         // target is built per micro-batch. Validation: its own input tensor and loss gradient.
         if worldSize > 1 {
-            transients.append(Item(name: "gradient allreduce", bytes: store.parameterCount * floatBytes,
+            // Sharded, one bucket at a time goes through MPI_Reduce_scatter and MPI_Allgatherv
+            // instead; the same bound is kept (within 5 % of the measured peak on resnet18, 2 ranks).
+            transients.append(Item(name: sharded ? "gradient reduce-scatter" : "gradient allreduce", bytes: store.parameterCount * floatBytes,
                                    detail: "MPI's temporaries for the buckets in flight (--bucket-mb \(options.bucketBytes >> 20))"))
         }
         let target = config.task == .pip ? outputBytes : 0
@@ -168,8 +170,8 @@ public struct MemoryPlan: Sendable {
         if data.validation > 0 {
             transients.append(Item(name: "validation", bytes: validation, detail: "its input and loss gradient"))
         }
-        // Sharded, rank 0 first gathers the other ranks' moments into full-size buffers.
-        let gathered = sharded ? 2 * store.parameterCount * floatBytes : 0
+        // Sharded, rank 0 gathers each moment in full into one buffer before adding it to the file.
+        let gathered = sharded ? store.parameterCount * floatBytes : 0
         transients.append(Item(name: "checkpoint write", bytes: Self.checkpointWriteBytes(store, ema: config.emaDecay != nil) + gathered,
                                detail: "rank 0: state dict, serialized copy, zstd buffers" + (sharded ? ", the gathered moments" : ""),
                                rankZeroOnly: true))

@@ -19,12 +19,29 @@ final class ShardedOptimizer {
     let counts: [Int]
     /// This rank's slice of the parameter buffer.
     let slice: Range<Int>
+    /// Every rank's slice, in rank order.
+    private let slices: [Range<Int>]
+    /// The buffers go through MPI in pieces of this many elements (`--bucket-mb`): OpenMPI's
+    /// reduce-scatter allocates temporaries the size of the whole buffer it is given, which on the
+    /// whole gradient would cost more than the moments sharding saves.
+    let bucketElements: Int
 
-    init(communicator: Communicator, parameterCount: Int) {
+    init(communicator: Communicator, parameterCount: Int, bucketBytes: Int) {
         self.communicator = communicator
         counts = ShardedOptimizer.counts(total: parameterCount, ranks: communicator.size)
-        let start = counts.prefix(communicator.rank).reduce(0, +)
-        slice = start ..< start + counts[communicator.rank]
+        var start = 0
+        slices = counts.map { n in defer { start += n }; return start ..< start + n }
+        slice = slices[communicator.rank]
+        bucketElements = max(1, bucketBytes / MemoryLayout<Float>.stride)
+    }
+
+    /// The buckets of the buffer and, for each, how many of its elements each rank's slice holds:
+    /// slices are contiguous and in rank order, so within a bucket they are too.
+    private var buckets: [(range: Range<Int>, counts: [Int])] {
+        stride(from: 0, to: slices.last!.upperBound, by: bucketElements).map { start in
+            let range = start ..< min(start + bucketElements, slices.last!.upperBound)
+            return (range, slices.map { max(0, min($0.upperBound, range.upperBound) - max($0.lowerBound, range.lowerBound)) })
+        }
     }
 
     /// `total` cut into `ranks` contiguous slices that differ by at most one element (the first
@@ -39,10 +56,15 @@ final class ShardedOptimizer {
     /// Leaves the averaged gradient of this rank's slice in `grads[slice]`; the rest of `grads`
     /// holds partial sums afterwards and must not be read (the trainer zeroes it after the step).
     func averageGradients(_ grads: UnsafeMutableBufferPointer<Float>) throws {
-        try communicator.reduceScatter(grads, counts: counts, op: .sum)
-        // MPI leaves the slice at the start of the buffer; move it to its place in the layout.
         let base = grads.baseAddress!
-        if slice.lowerBound > 0 { memmove(base + slice.lowerBound, base, slice.count * MemoryLayout<Float>.stride) }
+        for (range, counts) in buckets {
+            try communicator.reduceScatter(UnsafeMutableBufferPointer(rebasing: grads[range]), counts: counts, op: .sum)
+            // MPI leaves this rank's part at the start of the bucket; move it to its place in the layout.
+            let mine = max(range.lowerBound, slice.lowerBound)
+            if mine > range.lowerBound && counts[communicator.rank] > 0 {
+                memmove(base + mine, base + range.lowerBound, counts[communicator.rank] * MemoryLayout<Float>.stride)
+            }
+        }
         // The same multiplication as GradientSync's, so the bits match plain data parallelism.
         let scale = 1 / Float(communicator.size), lo = slice.lowerBound
         Parallel.chunks(slice.count, work: slice.count) { s, e in
@@ -66,23 +88,22 @@ final class ShardedOptimizer {
 
     /// Every rank's updated slice to every rank: afterwards all replicas hold the same weights.
     func gatherParameters(_ values: UnsafeMutableBufferPointer<Float>) throws {
-        try communicator.allgather(values, counts: counts)
+        for (range, counts) in buckets {
+            try communicator.allgather(UnsafeMutableBufferPointer(rebasing: values[range]), counts: counts)
+        }
     }
 
-    /// The full optimizer state on rank 0 (nil elsewhere), for a checkpoint in the unsharded
-    /// format. The caller deallocates the buffers. Every rank must call it.
-    func gatherState(_ buffers: [(name: String, buffer: UnsafeMutableBufferPointer<Float>)]) throws
-        -> [(name: String, buffer: UnsafeMutableBufferPointer<Float>)]? {
-        let total = counts.reduce(0, +)
-        var full: [(name: String, buffer: UnsafeMutableBufferPointer<Float>)] = []
+    /// Gathers each state buffer in full to rank 0 and calls `body` with it there (other ranks
+    /// only send), one buffer at a time: rank 0 holds one extra full buffer at most. For
+    /// checkpoints in the unsharded format; every rank must call it.
+    func forEachGatheredState(_ buffers: [(name: String, buffer: UnsafeMutableBufferPointer<Float>)],
+                              _ body: (String, UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        let full = UnsafeMutableBufferPointer<Float>.allocate(capacity: communicator.isRoot ? counts.reduce(0, +) : 0)
+        defer { full.deallocate() }
         for (name, buffer) in buffers {
-            let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: communicator.isRoot ? total : 0)
-            full.append((name, output))
-            try communicator.gather(UnsafeBufferPointer(buffer), counts: counts, into: output)
+            try communicator.gather(UnsafeBufferPointer(buffer), counts: counts, into: full)
+            if communicator.isRoot { try body(name, full) }
         }
-        if communicator.isRoot { return full }
-        for (_, buffer) in full { buffer.deallocate() }
-        return nil
     }
 
     /// Loads this rank's slice of a checkpoint's optimizer state (written unsharded, by any number

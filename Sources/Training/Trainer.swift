@@ -86,7 +86,8 @@ public final class Trainer {
         // Each rank draws its own dropout masks.
         network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
         sharding = options.shardOptimizer && communicator.size > 1
-            ? ShardedOptimizer(communicator: communicator, parameterCount: network.store.parameterCount) : nil
+            ? ShardedOptimizer(communicator: communicator, parameterCount: network.store.parameterCount,
+                               bucketBytes: options.bucketBytes) : nil
         optimizer = AdamW(store: network.store, slice: sharding?.slice, learningRate: config.learningRate, weightDecay: config.weightDecay)
         let store = network.store
         average = config.emaDecay.map { WeightAverage(store: store, decay: $0) }
@@ -378,21 +379,33 @@ public final class Trainer {
         let words = try communicator.allgather(network.context.random.stateArray.map { Int64(bitPattern: $0) })
         position.randomStates = (0 ..< communicator.size).map { r in words[(r * 4) ..< (r * 4 + 4)].map { UInt64(bitPattern: $0) } }
         position.worldSize = communicator.size
-        // Sharded: the moments are gathered to rank 0, so the file has the same format either way.
-        let gathered = try sharding?.gatherState(optimizer.stateBuffers)
-        defer { gathered?.forEach { $0.buffer.deallocate() } }
         var failure = ""
+        var file: SafeTensors?
         if isRoot {
             do {
-                var file = SafeTensors(metadata: try TrainingCheckpoint.metadata(
+                file = SafeTensors(metadata: try TrainingCheckpoint.metadata(
                     config: config, model: network.config, preprocessing: preprocessing, position: position,
                     globalBatch: globalBatch, learningRate: schedule.rate(base: config.learningRate, step: position.step),
                     optimizerStep: optimizer.stepCount))
-                StateDict.add(network.store, to: &file)
-                StateDict.addOptimizerState(gathered ?? optimizer.stateBuffers, layout: network.store, to: &file)
-                average?.withAveraged { StateDict.add(network.store, to: &file, prefix: WeightAverage.checkpointPrefix) }
+                StateDict.add(network.store, to: &file!)
+            } catch {
+                failure = "\(error)"
+            }
+        }
+        if let sharding {
+            // Every rank takes part in gathering the moments; rank 0 adds each to the file, in the
+            // unsharded format, before the next one is gathered.
+            try sharding.forEachGatheredState(optimizer.stateBuffers) { name, full in
+                if file != nil { StateDict.addOptimizerState([(name, full)], layout: network.store, to: &file!) }
+            }
+        } else if file != nil {
+            StateDict.addOptimizerState(optimizer.stateBuffers, layout: network.store, to: &file!)
+        }
+        if file != nil {
+            do {
+                average?.withAveraged { StateDict.add(network.store, to: &file!, prefix: WeightAverage.checkpointPrefix) }
                 let url = options.outDirectory.appendingPathComponent(CheckpointFile.name(step: position.step))
-                try CheckpointFile.write(file, to: url)
+                try CheckpointFile.write(file!, to: url)
                 try CheckpointFile.updateLatest(url, keep: options.keep)
             } catch {
                 failure = "\(error)"
