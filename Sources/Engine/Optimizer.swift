@@ -10,7 +10,8 @@ public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// Updates done so far (PyTorch's `state["step"]`).
     var stepCount: Int { get set }
-    /// Named state buffers (PyTorch's per-parameter state keys), each in the `values` layout.
+    /// Named state buffers (PyTorch's per-parameter state keys), each in the `values` layout (for a
+    /// sharded AdamW, the part of that layout its `slice` covers).
     var stateBuffers: [(name: String, buffer: UnsafeMutableBufferPointer<Float>)] { get }
 }
 
@@ -25,16 +26,23 @@ public final class AdamW: Optimizer {
     public var learningRate: Float
     public let beta1, beta2, eps, weightDecay: Float
     public var stepCount = 0
+    /// The elements of `values` this optimizer updates and holds state for: all of them, or one
+    /// rank's slice when the state is sharded across ranks (ZeRO stage 1). The update is
+    /// element-wise, so a slice's elements get exactly the bits the full update gives them.
+    public let slice: Range<Int>
     private let store: ParameterStore
     private let m, v: UnsafeMutableBufferPointer<Float>
 
-    public init(store: ParameterStore, learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
-                eps: Float = 1e-8, weightDecay: Float = 0.01) {
+    public init(store: ParameterStore, slice: Range<Int>? = nil, learningRate: Float = 1e-3, beta1: Float = 0.9,
+                beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01) {
         precondition(store.isAllocated, "AdamW: allocate the parameter store first")
+        let slice = slice ?? 0 ..< store.parameterCount
+        precondition(slice.lowerBound >= 0 && slice.upperBound <= store.parameterCount, "AdamW: slice \(slice) outside the store")
         self.store = store
+        self.slice = slice
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        m = .allocate(capacity: store.parameterCount); m.initialize(repeating: 0)
-        v = .allocate(capacity: store.parameterCount); v.initialize(repeating: 0)
+        m = .allocate(capacity: slice.count); m.initialize(repeating: 0)
+        v = .allocate(capacity: slice.count); v.initialize(repeating: 0)
     }
 
     deinit { m.deallocate(); v.deallocate() }
@@ -50,8 +58,9 @@ public final class AdamW: Optimizer {
         let invSqrtBC2 = Float(1 / bc2.squareRoot())
         let decay = 1 - learningRate * weightDecay
         let (b1, b2, eps) = (beta1, beta2, eps)
-        let (p, g, m, v) = (store.values.baseAddress!, store.grads.baseAddress!, m.baseAddress!, v.baseAddress!)
-        let n = store.parameterCount
+        let lo = slice.lowerBound
+        let (p, g, m, v) = (store.values.baseAddress! + lo, store.grads.baseAddress! + lo, m.baseAddress!, v.baseAddress!)
+        let n = slice.count
         Parallel.chunks(n, work: 8 * n) { start, end in
             adamWUpdate(p, g, m, v, start, end, b1: b1, b2: b2, eps: eps, decay: decay, stepSize: stepSize,
                         invSqrtBC2: invSqrtBC2)

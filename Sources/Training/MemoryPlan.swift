@@ -101,7 +101,11 @@ public struct MemoryPlan: Sendable {
         resident.append(Item(name: "parameters", bytes: (store.parameterCount + store.bufferCount) * floatBytes,
                              detail: "\(sameShapes) + \(count(store.bufferCount)) BatchNorm buffers"))
         resident.append(Item(name: "gradients", bytes: store.parameterCount * floatBytes, detail: sameShapes))
-        var optimizer = 2 * store.parameterCount * floatBytes, optimizerDetail = "AdamW exp_avg, exp_avg_sq"
+        // --shard-optimizer: the moments of this rank's slice only (the largest slice, rank 0's).
+        let sharded = options.shardOptimizer && worldSize > 1
+        let moments = sharded ? ShardedOptimizer.sliceElements(total: store.parameterCount, ranks: worldSize) : store.parameterCount
+        var optimizer = 2 * moments * floatBytes
+        var optimizerDetail = sharded ? "AdamW exp_avg, exp_avg_sq of 1/\(worldSize) of the weights (--shard-optimizer)" : "AdamW exp_avg, exp_avg_sq"
         if config.emaDecay != nil {
             // WeightAverage: the averaged values and buffers, and one Bool per buffer element.
             optimizer += (store.parameterCount + store.bufferCount) * floatBytes + store.bufferCount
@@ -155,7 +159,9 @@ public struct MemoryPlan: Sendable {
         // a temporary of its size, and all of them are in flight at the end of backward; PIPNet's
         // target is built per micro-batch. Validation: its own input tensor and loss gradient.
         if worldSize > 1 {
-            transients.append(Item(name: "gradient allreduce", bytes: store.parameterCount * floatBytes,
+            // Sharded, one bucket at a time goes through MPI_Reduce_scatter and MPI_Allgatherv
+            // instead; the same bound is kept (within 5 % of the measured peak on resnet18, 2 ranks).
+            transients.append(Item(name: sharded ? "gradient reduce-scatter" : "gradient allreduce", bytes: store.parameterCount * floatBytes,
                                    detail: "MPI's temporaries for the buckets in flight (--bucket-mb \(options.bucketBytes >> 20))"))
         }
         let target = config.task == .pip ? outputBytes : 0
@@ -164,8 +170,11 @@ public struct MemoryPlan: Sendable {
         if data.validation > 0 {
             transients.append(Item(name: "validation", bytes: validation, detail: "its input and loss gradient"))
         }
-        transients.append(Item(name: "checkpoint write", bytes: Self.checkpointWriteBytes(store, ema: config.emaDecay != nil),
-                               detail: "rank 0: state dict, serialized copy, zstd buffers", rankZeroOnly: true))
+        // Sharded, rank 0 gathers each moment in full into one buffer before adding it to the file.
+        let gathered = sharded ? store.parameterCount * floatBytes : 0
+        transients.append(Item(name: "checkpoint write", bytes: Self.checkpointWriteBytes(store, ema: config.emaDecay != nil) + gathered,
+                               detail: "rank 0: state dict, serialized copy, zstd buffers" + (sharded ? ", the gathered moments" : ""),
+                               rankZeroOnly: true))
         if options.pictures && data.validation > 0 {
             // The final evaluation keeps every validation crop of rank 0 for the best/worst pictures.
             let crop = height * width * floatBytes + 4 * pipeline.keypointCount * floatBytes + 256

@@ -17,6 +17,8 @@ public struct RunOptions {
     public var threadsSource = "--threads"
     /// Start each gradient bucket's allreduce as soon as backward has finished it (same bits as without).
     public var overlap = true
+    /// ZeRO stage 1: each rank keeps AdamW state for its slice of the parameters only (`ShardedOptimizer`).
+    public var shardOptimizer = false
     /// Gradient bucket size for the allreduce.
     public var bucketBytes = GradientSync.defaultBucketBytes
     /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).

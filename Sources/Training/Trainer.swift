@@ -33,6 +33,8 @@ public final class Trainer {
     public let memoryPlan: MemoryPlan
     let preprocessing: Preprocessing
     let sync: GradientSync
+    /// `--shard-optimizer` on more than one rank: replaces `sync`'s allreduce (nil: plain data parallelism).
+    let sharding: ShardedOptimizer?
     /// Every other collective of the loop, under the same stall watchdog as the gradients'.
     let collectives: WatchedCollectives
     let progress: ProgressReporter
@@ -83,7 +85,10 @@ public final class Trainer {
         network = try ModelZoo.make(modelConfig, dropout: config.dropout ? nil : 0)
         // Each rank draws its own dropout masks.
         network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
-        optimizer = AdamW(store: network.store, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        sharding = options.shardOptimizer && communicator.size > 1
+            ? ShardedOptimizer(communicator: communicator, parameterCount: network.store.parameterCount,
+                               bucketBytes: options.bucketBytes) : nil
+        optimizer = AdamW(store: network.store, slice: sharding?.slice, learningRate: config.learningRate, weightDecay: config.weightDecay)
         let store = network.store
         average = config.emaDecay.map { WeightAverage(store: store, decay: $0) }
         head = config.head
@@ -139,7 +144,11 @@ public final class Trainer {
         }
         do {
             try StateDict.load(state.file, into: network.store)
-            try StateDict.loadOptimizerState(state.file, into: optimizer.stateBuffers, layout: network.store)
+            if let sharding {
+                try sharding.loadState(state.file, into: optimizer.stateBuffers, layout: network.store)
+            } else {
+                try StateDict.loadOptimizerState(state.file, into: optimizer.stateBuffers, layout: network.store)
+            }
         } catch {
             throw TrainingFailure("\(state.path): \(error)")
         }
@@ -291,7 +300,8 @@ public final class Trainer {
         network.training = true
         var clock = StepClock()
         var local = 0.0
-        let overlap = options.overlap && communicator.size > 1
+        // Sharded, gradients are reduce-scattered after backward, not allreduced during it.
+        let overlap = options.overlap && communicator.size > 1 && sharding == nil
         sync.step = position.step + 1
         for micro in 0 ..< config.accumulate {
             let next = try data.trainLoader.next()
@@ -308,7 +318,9 @@ public final class Trainer {
             position.epochImages += batch.count
             stepTimes.compute += clock.lap()
         }
-        if overlap { try sync.finish() } else { try sync.average(network.store.grads) }
+        if let sharding {
+            try sharding.averageGradients(network.store.grads)
+        } else if overlap { try sync.finish() } else { try sync.average(network.store.grads) }
         // The loss and the preemption flag share one tiny allreduce: agreeing costs nothing extra.
         var shared = [local / Double(config.accumulate), Preemption.pendingSignal != 0 ? 1 : 0]
         try collectives.allreduce(&shared, op: .sum, "step \(position.step + 1)'s loss agreement")
@@ -318,6 +330,7 @@ public final class Trainer {
         optimizer.step(learningRate: schedule.rate(base: config.learningRate, step: position.step))
         network.store.zeroGrads()
         stepTimes.compute += clock.lap()
+        try sharding?.gatherParameters(network.store.values)
         try broadcastBuffers()
         stepTimes.communication += clock.lap()
         average?.update()
@@ -336,11 +349,12 @@ public final class Trainer {
     private func stopIfDiverged(loss: Double) throws {
         let grads = network.store.grads
         // In Double: a large but finite gradient must not overflow to a false alarm.
-        let squares = orderedBlockSum(grads.count, work: grads.count) { start, end in
-            var sum = 0.0
-            for i in start ..< end { sum += Double(grads[i]) * Double(grads[i]) }
-            return sum
-        }
+        let squares = try sharding?.gradientSquares(grads, collectives: collectives, step: position.step + 1)
+            ?? orderedBlockSum(grads.count, work: grads.count) { start, end in
+                var sum = 0.0
+                for i in start ..< end { sum += Double(grads[i]) * Double(grads[i]) }
+                return sum
+            }
         let what = !loss.isFinite ? "the loss became \(loss)" : !squares.isFinite ? "the gradient norm became \(squares.squareRoot())" : nil
         guard let what else { return }
         throw TrainingFailure("\(what) at step \(position.step + 1) (epoch \(position.epoch + 1)); stopping. The last good checkpoint in \(options.outDirectory.path) is kept — try a lower --lr")
@@ -366,17 +380,32 @@ public final class Trainer {
         position.randomStates = (0 ..< communicator.size).map { r in words[(r * 4) ..< (r * 4 + 4)].map { UInt64(bitPattern: $0) } }
         position.worldSize = communicator.size
         var failure = ""
+        var file: SafeTensors?
         if isRoot {
             do {
-                var file = SafeTensors(metadata: try TrainingCheckpoint.metadata(
+                file = SafeTensors(metadata: try TrainingCheckpoint.metadata(
                     config: config, model: network.config, preprocessing: preprocessing, position: position,
                     globalBatch: globalBatch, learningRate: schedule.rate(base: config.learningRate, step: position.step),
                     optimizerStep: optimizer.stepCount))
-                StateDict.add(network.store, to: &file)
-                StateDict.addOptimizerState(optimizer.stateBuffers, layout: network.store, to: &file)
-                average?.withAveraged { StateDict.add(network.store, to: &file, prefix: WeightAverage.checkpointPrefix) }
+                StateDict.add(network.store, to: &file!)
+            } catch {
+                failure = "\(error)"
+            }
+        }
+        if let sharding {
+            // Every rank takes part in gathering the moments; rank 0 adds each to the file, in the
+            // unsharded format, before the next one is gathered.
+            try sharding.forEachGatheredState(optimizer.stateBuffers) { name, full in
+                if file != nil { StateDict.addOptimizerState([(name, full)], layout: network.store, to: &file!) }
+            }
+        } else if file != nil {
+            StateDict.addOptimizerState(optimizer.stateBuffers, layout: network.store, to: &file!)
+        }
+        if file != nil {
+            do {
+                average?.withAveraged { StateDict.add(network.store, to: &file!, prefix: WeightAverage.checkpointPrefix) }
                 let url = options.outDirectory.appendingPathComponent(CheckpointFile.name(step: position.step))
-                try CheckpointFile.write(file, to: url)
+                try CheckpointFile.write(file!, to: url)
                 try CheckpointFile.updateLatest(url, keep: options.keep)
             } catch {
                 failure = "\(error)"

@@ -60,6 +60,9 @@ struct DistributedOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Start each gradient bucket's allreduce while backward goes on (same results either way).")
     var overlap = true
 
+    @Flag(inversion: .prefixedNo, help: "Shard AdamW's state across ranks (ZeRO stage 1): 1/N of it per rank, same weights as plain data parallelism. Gradients are reduce-scattered after backward, so --overlap does not apply.")
+    var shardOptimizer = false
+
     @Option(help: "Abort the job when the gradient allreduce waits this many seconds for a rank, naming the missing ranks (0: wait forever).")
     var stallTimeout: Double = RunOptions.defaultStallTimeout
 
@@ -71,6 +74,7 @@ struct DistributedOptions: ParsableArguments {
     func apply(to options: inout RunOptions) {
         options.bucketBytes = bucket.bucketBytes
         options.overlap = overlap
+        options.shardOptimizer = shardOptimizer
         options.stallTimeout = stallTimeout > 0 ? stallTimeout : nil
     }
 }

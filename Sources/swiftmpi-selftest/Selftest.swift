@@ -36,6 +36,7 @@ private func runChecks(_ world: Communicator) -> Int32 {
     }
     checkAllreduce(report)
     checkCollectives(report)
+    checkSlices(report)
     checkErrors(report)
     // Every rank learns whether any rank failed, so the job's exit status is the same everywhere.
     let failedRanks = (try? world.allreduce(Int32(report.failures > 0 ? 1 : 0))) ?? 1

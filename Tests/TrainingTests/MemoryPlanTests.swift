@@ -10,7 +10,7 @@ import XCTest
 final class MemoryPlanTests: XCTestCase {
     let fkp = TestPaths.product("fkp").path
 
-    func plan(_ edit: (inout TrainConfig) -> Void = { _ in }, worldSize: Int = 1) throws -> MemoryPlan {
+    func plan(_ edit: (inout TrainConfig) -> Void = { _ in }, worldSize: Int = 1, shardOptimizer: Bool = false) throws -> MemoryPlan {
         var config = TrainConfig()
         config.model = "nosenet"
         (config.inputWidth, config.inputHeight) = (80, 60)
@@ -19,6 +19,7 @@ final class MemoryPlanTests: XCTestCase {
         edit(&config)
         var options = RunOptions(outDirectory: TestPaths.temporaryDirectory("plan"))
         options.threads = 1
+        options.shardOptimizer = shardOptimizer
         return try MemoryPlan.forRun(config: config, options: options, worldSize: worldSize, rank: 0)
     }
 
@@ -51,6 +52,17 @@ final class MemoryPlanTests: XCTestCase {
             XCTAssertEqual(try bytes(p, "activations"), 4 * batch * outputs, "batch \(batch)")
             XCTAssertEqual(try bytes(p, "activation gradients"), 4 * batch * gradients, "batch \(batch)")
         }
+    }
+
+    /// `--shard-optimizer`: the moments of the largest slice (⌈weights / ranks⌉), nothing saved on
+    /// one rank, and rank 0's checkpoint write gathers one full moment.
+    func testShardedOptimizerStateIsOneSlicePerRank() throws {
+        let weights = (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 32 * 9 + 32) + (2240 * 64 + 64) + (64 * 136 + 136)
+        let plain = try plan(worldSize: 3), sharded = try plan(worldSize: 3, shardOptimizer: true)
+        XCTAssertEqual(try bytes(sharded, "optimizer state"), 2 * 4 * ((weights + 2) / 3))
+        XCTAssertEqual(try bytes(plan(shardOptimizer: true), "optimizer state"), 2 * 4 * weights, "one rank has nothing to share")
+        XCTAssertEqual(try bytes(sharded, "checkpoint write"), try bytes(plain, "checkpoint write") + 4 * weights)
+        XCTAssertLessThan(sharded.peakBytes(rankZero: false), plain.peakBytes(rankZero: false))
     }
 
     /// More ranks: each rank caches only its shard, and the gradient allreduce appears; the peak
