@@ -137,15 +137,16 @@ net -n "$bridge_ns" link set br0 up
 #   veth) would make tbf split or drop it, and the bucket must cover the timer's wake-up delay on a busy
 #   VM (tens to hundreds of us) or the link runs below RATE; much more would let whole small messages
 #   pass at memory speed, so small allreduces would not see the link's serialisation time.
-# - limit = 5 ms at RATE, at least 8 MiB of queue: room for two sockets' worth of what TCP queues below
-#   itself (tcp_limit_output_bytes, 4 MiB on Linux 6.x), so tbf paces TCP instead of dropping its
-#   packets; a shaped link that drops measures TCP's loss recovery, not bandwidth. An idle queue adds
-#   no delay, so small messages still see only the link's latency.
+# - limit = 1 ms at RATE, at least 128 KiB of queue: far above the veth's bandwidth-delay product, so
+#   TCP keeps the link busy through its loss recovery, and short like a switch port's buffer. Both
+#   directions of a TCP connection share each FIFO (this kernel has no fq_codel to give ACKs their own
+#   queue), so ACKs wait behind the data going the other way: with an 8 MiB queue a 2-host allreduce
+#   at 1gbit ran at half the link (16 MiB in 269 ms, not 134), its RTT inflated to the queue's length.
 # The qdiscs belong to the veth devices and vanish with the namespaces in cleanup().
 shape() {
   local ns=$1 dev=$2 burst limit
   burst=$(awk -v r="$rate_bps" 'BEGIN { b = r / 8 * 200e-6; printf "%.0f", b < 131072 ? 131072 : b }')
-  limit=$(awk -v r="$rate_bps" 'BEGIN { l = r / 8 * 5e-3; printf "%.0f", l < 8388608 ? 8388608 : l }')
+  limit=$(awk -v r="$rate_bps" 'BEGIN { l = r / 8 * 1e-3; printf "%.0f", l < 131072 ? 131072 : l }')
   tc -n "$ns" qdisc replace dev "$dev" root tbf rate "$rate" burst "$burst" limit "$limit" 2>"$rundir/err" || {
     say "cannot shape links: tc qdisc replace dev $dev root tbf rate $rate burst $burst limit $limit: $(cat "$rundir/err")"
     exit 77; }
