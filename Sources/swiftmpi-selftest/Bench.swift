@@ -1,11 +1,14 @@
 import Foundation
 import SwiftMPI
 
-/// `bench [--reps N] [--warmup W] [--sizes BYTES,...]`: times the wrapper's in-place Float
-/// allreduce exactly as Scripts/bench/allreduce.c times MPI_Allreduce (barrier, then one call,
+/// `bench [--reps N] [--warmup W] [--sizes BYTES,...] [--nonblocking]`: times the wrapper's in-place
+/// Float allreduce exactly as Scripts/bench/allreduce.c times MPI_Allreduce (barrier, then one call,
 /// timed on each rank; rank 0 prints the median), so the two can be compared line for line.
+/// `--nonblocking` times an in-place MPI_Iallreduce and its wait instead: what fkp's gradient
+/// buckets do (GradientSync), which Open MPI serves from another component (libnbc) than the
+/// blocking call (tuned), with its own choice of algorithm.
 func runBench(_ world: Communicator, _ arguments: [String]) -> Int32 {
-    var reps = 20, warmup = 3
+    var reps = 20, warmup = 3, nonblocking = false
     var sizes = [1 << 10, 1 << 20, 16 << 20, 100 << 20]
     var index = 0
     while index < arguments.count {
@@ -14,6 +17,7 @@ func runBench(_ world: Communicator, _ arguments: [String]) -> Int32 {
         case "--reps": reps = Int(value) ?? 0
         case "--warmup": warmup = Int(value) ?? -1
         case "--sizes": sizes = value.split(separator: ",").compactMap { Int($0) }
+        case "--nonblocking": nonblocking = true; index += 1; continue
         default:
             fputs("swiftmpi-selftest bench: unknown option '\(arguments[index])'\n", stderr)
             return 2
@@ -32,9 +36,10 @@ func runBench(_ world: Communicator, _ arguments: [String]) -> Int32 {
     do {
         for bytes in sizes {
             let slice = UnsafeMutableBufferPointer(rebasing: buffer[0 ..< bytes / MemoryLayout<Float>.stride])
-            let median = try timeAllreduce(world, slice, reps: reps, warmup: warmup)
+            let median = try timeAllreduce(world, slice, reps: reps, warmup: warmup, nonblocking: nonblocking)
             if world.isRoot {
-                print(String(format: "swift allreduce bytes %d ranks %d reps %d median_ms %.4f",
+                let call = nonblocking ? "iallreduce" : "allreduce"
+                print(String(format: "swift \(call) bytes %d ranks %d reps %d median_ms %.4f",
                              bytes, world.size, reps, median * 1e3))
             }
         }
@@ -46,13 +51,14 @@ func runBench(_ world: Communicator, _ arguments: [String]) -> Int32 {
 }
 
 private func timeAllreduce(_ world: Communicator, _ buffer: UnsafeMutableBufferPointer<Float>,
-                           reps: Int, warmup: Int) throws -> Double {
-    for _ in 0 ..< warmup { try world.allreduce(buffer) }
+                           reps: Int, warmup: Int, nonblocking: Bool) throws -> Double {
+    let reduce = nonblocking ? { try world.iallreduce(buffer).wait() } : { try world.allreduce(buffer) }
+    for _ in 0 ..< warmup { try reduce() }
     var times = [Double](repeating: 0, count: reps)
     for rep in 0 ..< reps {
         try world.barrier()
         let start = MPI.time
-        try world.allreduce(buffer)
+        try reduce()
         times[rep] = MPI.time - start
     }
     times.sort()

@@ -25,6 +25,20 @@ final class MPIRunTests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("passed a barrier"), result.output)
     }
 
+    /// `bench` prints one median per size for the blocking call, and with `--nonblocking` for the
+    /// in-place iallreduce (what fkp's gradient buckets use).
+    func testBenchTimesBothCalls() throws {
+        for (flags, call) in [([String](), "allreduce"), (["--nonblocking"], "iallreduce")] {
+            let result = try ProcessRunner.mpirun(ranks: 2, product: "swiftmpi-selftest",
+                                                  ["bench", "--reps", "3", "--warmup", "1", "--sizes", "4096,65536"] + flags,
+                                                  timeout: 60)
+            XCTAssertEqual(result.status, 0, result.output)
+            let lines = result.stdout.split(separator: "\n").filter { $0.hasPrefix("swift ") }
+            XCTAssertEqual(lines.map { $0.split(separator: " ").prefix(6).joined(separator: " ") },
+                           ["swift \(call) bytes 4096 ranks 2", "swift \(call) bytes 65536 ranks 2"], result.output)
+        }
+    }
+
     private func runSelftest(ranks: Int, file: StaticString = #filePath, line: UInt = #line) throws {
         let result = try ProcessRunner.mpirun(ranks: ranks, product: "swiftmpi-selftest", [], timeout: 120)
         XCTAssertEqual(result.status, 0, result.output, file: file, line: line)

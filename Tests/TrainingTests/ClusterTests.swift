@@ -9,9 +9,10 @@ import XCTest
 final class ClusterTests: XCTestCase {
     private static let script = TestPaths.repoRoot.appendingPathComponent("deploy/local-cluster/run.sh")
 
-    /// Runs `command` on `hosts` namespace hosts (one rank each).
-    private func runOnLocalCluster(hosts: Int, _ command: [String], timeout: TimeInterval = 120) throws -> ProcessResult {
-        let result = try ProcessRunner.run("/bin/bash", [Self.script.path, "--hosts", String(hosts), "--"] + command,
+    /// Runs `command` on `hosts` namespace hosts (one rank each), with the script's `options`.
+    private func runOnLocalCluster(hosts: Int, options: [String] = [], _ command: [String],
+                                   timeout: TimeInterval = 120) throws -> ProcessResult {
+        let result = try ProcessRunner.run("/bin/bash", [Self.script.path, "--hosts", String(hosts)] + options + ["--"] + command,
                                            timeout: timeout)
         if result.status == 77 {
             let reason = result.stderr.split(separator: "\n").last.map(String.init) ?? "exit 77"
@@ -82,6 +83,20 @@ final class ClusterTests: XCTestCase {
     func testExitStatusIsTheCommands() throws {
         let result = try runOnLocalCluster(hosts: 2, ["/bin/sh", "-c", "exit 3"])
         XCTAssertEqual(result.status, 3, result.output)
+    }
+
+    /// `--rate` puts a token bucket of that rate on every host's link (each rank sees it on its eth0);
+    /// a rate tc would not take is a usage error (status 2) before anything is created.
+    func testRateShapesEveryHostsLink() throws {
+        let bad = try ProcessRunner.run("/bin/bash", [Self.script.path, "--rate", "fast", "--", "true"], timeout: 30)
+        XCTAssertEqual(bad.status, 2, bad.output)
+        XCTAssertTrue(bad.stderr.contains("--rate needs"), bad.stderr)
+
+        let result = try runOnLocalCluster(hosts: 2, options: ["--rate", "1gbit"], ["/bin/sh", "-c", "tc qdisc show dev eth0"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let shaped = commandOutput(result).split(separator: "\n").filter { $0.contains("qdisc tbf") }
+        XCTAssertEqual(shaped.count, 2, "one tbf per host: \(result.output)")
+        XCTAssertTrue(shaped.allSatisfy { $0.contains("rate 1Gbit") }, result.output)
     }
 
     /// `fkp doctor --quick` on 2 hosts x 1 rank: both hosts appear and it reports `world size: 2`.

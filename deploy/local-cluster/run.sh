@@ -5,32 +5,36 @@
 # Ranks on different hosts talk over real TCP (btl tcp), exactly as on a cluster; only the cables are
 # virtual. Everything is torn down on exit, failure, Ctrl-C or SIGTERM.
 #
-#   deploy/local-cluster/run.sh [--hosts N] [--slots S] [-x VAR]... [--mpirun-arg ARG]... -- COMMAND ARGS...
+#   deploy/local-cluster/run.sh [--hosts N] [--slots S] [--rate RATE] [-x VAR]... [--mpirun-arg ARG]... -- COMMAND ARGS...
 #
 #   --hosts N         number of hosts (default 2; addresses are the first N lines of hostfiles/local-cluster)
 #   --slots S         ranks per host (default: the slots in hostfiles/local-cluster); -np = N x S
+#   --rate RATE       limit every host's link to RATE each way (tc tbf), e.g. 10gbit, 25gbit, 500mbit
 #   -x VAR            pass VAR (or VAR=VALUE) to every rank, as mpirun -x does (repeatable);
 #                     OPENBLAS_NUM_THREADS is always passed (default 1)
 #   --mpirun-arg ARG  one extra argument for mpirun (repeatable), e.g. --mpirun-arg --timeout --mpirun-arg 60
 #
-# Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2 (`ip`), util-linux (`unshare`) and OpenMPI.
-# Exits with the command's status (mpirun's), 2 for bad usage, and 77 when namespaces cannot be created
-# (the tests turn 77 into a skip). Names carry this script's PID, so parallel runs do not collide; the
-# addresses exist only inside this run's namespaces (no route out, nothing in the root namespace).
+# Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2 (`ip`, and `tc` for --rate), util-linux
+# (`unshare`) and OpenMPI. Exits with the command's status (mpirun's), 2 for bad usage, and 77 when
+# namespaces cannot be created or (--rate) links cannot be shaped (the tests turn 77 into a skip). Names
+# carry this script's PID, so parallel runs do not collide; the addresses exist only inside this run's
+# namespaces (no route out, nothing in the root namespace).
 set -euo pipefail
 
-usage() { sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '8,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "local-cluster: $*" >&2; }
 cannot() { say "cannot create network namespaces: $*"; exit 77; }
 
 hosts=2
 slots=""
+rate=""
 exports=()
 mpirun_extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --hosts) [ $# -ge 2 ] || usage; hosts=$2; shift 2 ;;
     --slots) [ $# -ge 2 ] || usage; slots=$2; shift 2 ;;
+    --rate) [ $# -ge 2 ] || usage; rate=$2; shift 2 ;;
     -x) [ $# -ge 2 ] || usage; exports+=(-x "$2"); shift 2 ;;
     --mpirun-arg) [ $# -ge 2 ] || usage; mpirun_extra+=("$2"); shift 2 ;;
     --) shift; break ;;
@@ -41,10 +45,18 @@ done
 [ $# -gt 0 ] || { say "no command given"; usage; }
 [[ "$hosts" =~ ^[1-9][0-9]*$ ]] || { say "--hosts needs a positive number, got '$hosts'"; exit 2; }
 [ -z "$slots" ] || [[ "$slots" =~ ^[1-9][0-9]*$ ]] || { say "--slots needs a positive number, got '$slots'"; exit 2; }
+if [ -n "$rate" ]; then
+  [[ "$rate" =~ ^([0-9]+(\.[0-9]+)?)([kmgt]?)bit$ ]] ||
+    { say "--rate needs a number of bits per second like 10gbit, 25gbit or 500mbit, got '$rate'"; exit 2; }
+  rate_bps=$(awk -v n="${BASH_REMATCH[1]}" -v u="${BASH_REMATCH[3]}" \
+    'BEGIN { printf "%.0f", n * (u == "k" ? 1e3 : u == "m" ? 1e6 : u == "g" ? 1e9 : u == "t" ? 1e12 : 1) }')
+  [ "$rate_bps" -ge 1000000 ] || { say "--rate must be at least 1mbit, got '$rate'"; exit 2; }
+fi
 
 [ "$(id -u)" -eq 0 ] || cannot "not root (needs CAP_NET_ADMIN and CAP_SYS_ADMIN)"
 command -v ip >/dev/null || cannot "no 'ip' command (install iproute2)"
 command -v unshare >/dev/null || cannot "no 'unshare' command (install util-linux)"
+[ -z "$rate" ] || command -v tc >/dev/null || cannot "no 'tc' command for --rate (install iproute2)"
 command -v mpirun >/dev/null || { say "no 'mpirun' on PATH (install openmpi-bin)"; exit 2; }
 
 # Addresses and slots of the hosts: the first N entries of the repository's hostfile.
@@ -118,6 +130,28 @@ created+=("$bridge_ns")
 net -n "$bridge_ns" link add br0 type bridge
 net -n "$bridge_ns" link set br0 up
 
+# --rate: a token bucket (tbf) on both ends of every host's veth pair: eth0's egress is the host's
+# sending side, vI's (on the bridge) is what the "switch" sends to the host, so each host gets a
+# full-duplex link of RATE each way, as a NIC on a non-blocking switch does. Why these numbers:
+# - burst = 200 us at RATE (at least 128 KiB): a bucket smaller than one GSO packet (up to 64 KiB on
+#   veth) would make tbf split or drop it, and the bucket must cover the timer's wake-up delay on a busy
+#   VM (tens to hundreds of us) or the link runs below RATE; much more would let whole small messages
+#   pass at memory speed, so small allreduces would not see the link's serialisation time.
+# - limit = 1 ms at RATE, at least 128 KiB of queue: far above the veth's bandwidth-delay product, so
+#   TCP keeps the link busy through its loss recovery, and short like a switch port's buffer. Both
+#   directions of a TCP connection share each FIFO (this kernel has no fq_codel to give ACKs their own
+#   queue), so ACKs wait behind the data going the other way: with an 8 MiB queue a 2-host allreduce
+#   at 1gbit ran at half the link (16 MiB in 269 ms, not 134), its RTT inflated to the queue's length.
+# The qdiscs belong to the veth devices and vanish with the namespaces in cleanup().
+shape() {
+  local ns=$1 dev=$2 burst limit
+  burst=$(awk -v r="$rate_bps" 'BEGIN { b = r / 8 * 200e-6; printf "%.0f", b < 131072 ? 131072 : b }')
+  limit=$(awk -v r="$rate_bps" 'BEGIN { l = r / 8 * 1e-3; printf "%.0f", l < 131072 ? 131072 : l }')
+  tc -n "$ns" qdisc replace dev "$dev" root tbf rate "$rate" burst "$burst" limit "$limit" 2>"$rundir/err" || {
+    say "cannot shape links: tc qdisc replace dev $dev root tbf rate $rate burst $burst limit $limit: $(cat "$rundir/err")"
+    exit 77; }
+}
+
 names=()
 for i in $(seq 1 "$hosts"); do
   ns="$tag-h$i"; name="node$i"; address=${addresses[$((i - 1))]}
@@ -129,8 +163,9 @@ for i in $(seq 1 "$hosts"); do
   net -n "$ns" link set lo up
   net -n "$ns" addr add "$address/24" dev eth0
   net -n "$ns" link set eth0 up
+  if [ -n "$rate" ]; then shape "$ns" eth0; shape "$bridge_ns" "v$i"; fi
   names+=("$name")
-  say "host $name address $address slots ${host_slots[$((i - 1))]} (netns $ns)"
+  say "host $name address $address slots ${host_slots[$((i - 1))]}${rate:+ link $rate} (netns $ns)"
 done
 
 # The hostfile mpirun reads, and the rsh agent it calls as `agent HOST COMMAND...` (as it would call
