@@ -26,16 +26,21 @@ func checkSlices(_ report: Report) {
         }
         return (got == want, "got \(got) want \(want)")
     }
+    /// Every rank's slice of the samples, in rank order: what a gather of the slices must give.
+    func everySlice() -> [Float] {
+        var all: [Float] = [], start = 0
+        for (r, n) in counts.enumerated() {
+            all += (start ..< start + n).map { Float(sample(rank: r, index: $0)) }
+            start += n
+        }
+        return all
+    }
     report.run("allgather-inplace-uneven") {
         // Only this rank's slice is filled in; the rest is garbage the gather must overwrite.
         var buffer = [Float](repeating: -999, count: total)
         for i in offset ..< offset + counts[world.rank] { buffer[i] = Float(sample(rank: world.rank, index: i)) }
         try buffer.withUnsafeMutableBufferPointer { try world.allgather($0, counts: counts) }
-        var want: [Float] = [], start = 0
-        for (r, n) in counts.enumerated() {
-            want += (start ..< start + n).map { Float(sample(rank: r, index: $0)) }
-            start += n
-        }
+        let want = everySlice()
         return (buffer == want, "got \(buffer) want \(want)")
     }
     report.run("gather-slices-root\(world.size - 1)") {
@@ -46,11 +51,7 @@ func checkSlices(_ report: Report) {
             try output.withUnsafeMutableBufferPointer { try world.gather(s, counts: counts, into: $0, root: root) }
         }
         guard world.rank == root else { return (output.isEmpty, "non-root output touched") }
-        var want: [Float] = [], start = 0
-        for (r, n) in counts.enumerated() {
-            want += (start ..< start + n).map { Float(sample(rank: r, index: $0)) }
-            start += n
-        }
+        let want = everySlice()
         return (output == want, "got \(output) want \(want)")
     }
     report.expectMisuse("misuse-reduce-scatter-counts") {
