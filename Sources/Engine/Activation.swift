@@ -61,4 +61,6 @@ public final class ReLU: Module {
         ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
         return x
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release() }
 }

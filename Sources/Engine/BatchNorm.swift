@@ -54,6 +54,10 @@ public final class BatchNorm2d: Module {
         let training = ctx.training
         checkShape(!training || m > 1, typeDescription, "training needs more than 1 value per channel, got input \(x.shape)")
         output.resize(x.shape)
+        savedMean.resize([channels]); savedInvStd.resize([channels])
+        // Recomputing a block's forward for its backward (`--recompute blocks`) normalises with the
+        // same batch statistics but must not move the running ones a second time.
+        let updatesRunning = training && !ctx.recomputing
         let (src, dst) = (x.data, output.data)
         let (gamma, beta) = (store.value(weight), store.value(bias))
         let (rMean, rVar) = (store.buffer(runningMean), store.buffer(runningVar))
@@ -72,8 +76,10 @@ public final class BatchNorm2d: Module {
                     mean = muF
                     invStd = Float(1 / (variance + Double(eps)).squareRoot())
                     sMean[c] = mean; sInvStd[c] = invStd
-                    rMean[c] = (1 - momentum) * rMean[c] + momentum * mean
-                    rVar[c] = (1 - momentum) * rVar[c] + momentum * Float(ss / Double(m - 1))
+                    if updatesRunning {
+                        rMean[c] = (1 - momentum) * rMean[c] + momentum * mean
+                        rVar[c] = (1 - momentum) * rVar[c] + momentum * Float(ss / Double(m - 1))
+                    }
                 } else {
                     mean = rMean[c]
                     invStd = 1 / (rVar[c] + eps).squareRoot()
@@ -89,7 +95,7 @@ public final class BatchNorm2d: Module {
                 }
             }
         }
-        if training { store.buffer(numBatchesTracked)[0] += 1 }
+        if updatesRunning { store.buffer(numBatchesTracked)[0] += 1 }
         input = training ? x : nil
         return output
     }
@@ -142,9 +148,11 @@ public final class BatchNorm2d: Module {
         checkShape(x.count == 4 && x[1] == channels, typeDescription, "input shape \(x), expected [N, \(channels), H, W]")
         ledger.keep(.output, floats: Tensor.elementCount(x), typeDescription)
         ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
-        ledger.keep(.saved, floats: savedMean.capacity + savedInvStd.capacity, typeDescription)
+        ledger.keep(.saved, floats: 2 * channels, typeDescription)
         return x
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release(); savedMean.release(); savedInvStd.release(); input = nil }
 }
 
 /// Σ dy and Σ dy·(x − μ) over one channel, dy zeroed where `y` (when given) is not positive, or,

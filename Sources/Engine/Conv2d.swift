@@ -117,6 +117,8 @@ public final class Conv2d: Module, InputGradientOptional {
         }
         return out
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release(); maskedGradOutput.release(); input = nil }
 }
 
 // MARK: - Direct 3×3 (DirectConv3x3.swift; bias and fused ReLU inside its kernels)

@@ -124,4 +124,6 @@ public final class ConvTranspose2d: Module, InputGradientOptional {
                                                          threads: ledger.threads), typeDescription)
         return out
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release(); input = nil }
 }

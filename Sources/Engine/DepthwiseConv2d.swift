@@ -156,4 +156,6 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         }
         return gradInput
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release(); input = nil }
 }

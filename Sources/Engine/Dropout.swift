@@ -54,4 +54,6 @@ public final class Dropout: Module {
         ledger.keep(.gradient, floats: n, typeDescription)
         return x
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release(); mask.release() }
 }

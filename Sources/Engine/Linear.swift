@@ -69,4 +69,6 @@ public final class Linear: Module, InputGradientOptional {
         if computesInputGradient { ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription) }
         return [x[0], outFeatures]
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release(); input = nil }
 }

@@ -35,6 +35,14 @@ public final class MemoryLedger {
     /// The layer that asks for the most scratch (printed with the plan).
     public private(set) var workspaceLayer = ""
 
+    /// `--recompute blocks`: the blocks that `Module.plan` plans on a ledger of their own.
+    public var recomputation: Recomputation?
+    /// The most that any recomputed block allocates inside itself while it runs (its forward, or
+    /// its second forward and its backward); one block at a time, so only the largest counts.
+    public private(set) var largestBlockBytes = 0
+    /// That block (printed with the plan).
+    public private(set) var largestBlock = ""
+
     public init(threads: Int) {
         precondition(threads >= 1, "MemoryLedger: threads must be at least 1")
         self.threads = threads
@@ -56,6 +64,16 @@ public final class MemoryLedger {
         if bytes > workspaceBytes { workspaceBytes = bytes; workspaceLayer = layer() }
     }
 
+    /// Records a recomputed block planned on `inside`: this ledger keeps the block's output copy
+    /// and its input gradient copy (none when its first layer skips it), the workspace grows to
+    /// the block's largest request, and what the block keeps inside counts only while it runs.
+    public func recomputedBlock(_ name: String, inside: MemoryLedger, input: [Int], output: [Int], passesGradient: Bool) {
+        keep(.output, floats: Tensor.elementCount(output), "\(name) (recomputed): its output")
+        if passesGradient { keep(.gradient, floats: Tensor.elementCount(input), "\(name) (recomputed): its input gradient") }
+        if inside.workspaceBytes > workspaceBytes { workspaceBytes = inside.workspaceBytes; workspaceLayer = inside.workspaceLayer }
+        if inside.keptBytes > largestBlockBytes { largestBlockBytes = inside.keptBytes; largestBlock = name }
+    }
+
     public func bytes(_ role: Role) -> Int { entries.lazy.filter { $0.role == role }.map(\.bytes).reduce(0, +) }
 
     /// Everything the layers keep (outputs, saved, gradients), without the workspace.
@@ -69,8 +87,17 @@ public final class MemoryLedger {
 public enum EngineAllocations {
     private static let live = Atomic<Int>(0)
 
+    private static let peak = Atomic<Int>(0)
+
     public static var liveBytes: Int { live.load(ordering: .relaxed) }
+    /// The most that was live at once since the last `resetPeak` (recomputed blocks allocate and
+    /// free within a step, so their cost shows only here).
+    public static var peakBytes: Int { peak.load(ordering: .relaxed) }
+    public static func resetPeak() { peak.store(liveBytes, ordering: .relaxed) }
 
     @inline(__always)
-    static func add(_ bytes: Int) { live.add(bytes, ordering: .relaxed) }
+    static func add(_ bytes: Int) {
+        let now = live.add(bytes, ordering: .relaxed).newValue
+        if bytes > 0 { peak.max(now, ordering: .relaxed) }
+    }
 }

@@ -49,6 +49,8 @@ public final class Add {
         if fusedReLU { ledger.keep(.gradient, floats: Tensor.elementCount(a), "Add") }
         return a
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release() }
 }
 
 /// dst += src, element-wise (gradient accumulation where a tensor feeds two consumers). `dst` is
@@ -100,4 +102,6 @@ public final class ChannelConcat {
         ledger.keep(.gradient, floats: Tensor.elementCount(a) + Tensor.elementCount(b), "ChannelConcat")
         return out
     }
+
+    public func releaseBuffers() { output.release(); gradA.release(); gradB.release() }
 }

@@ -16,10 +16,17 @@ public protocol Module: AnyObject {
     /// shapes with the same expressions the two passes use, and returns the output shape. Runs
     /// nothing and allocates nothing (`fkp train --plan` sizes runs that would not fit).
     func planMemory(_ input: [Int], _ ledger: MemoryLedger) -> [Int]
+    /// Frees every buffer that `planMemory` lists (the next forward allocates them again), so that
+    /// `--recompute blocks` holds only a block's input and output between its forward and its
+    /// backward. Containers release their children; layers with buffers release their own.
+    func releaseBuffers()
 }
 
 extension Module {
     public var children: [(name: String, module: Module)] { [] }
+
+    public func releaseBuffers() { releaseChildren() }
+    public func releaseChildren() { for (_, child) in children { child.releaseBuffers() } }
 
     /// PyTorch's module repr: `Name(\n  (child): ...\n)` with two-space indentation.
     public func summary(indent: Int = 0) -> String {
@@ -55,6 +62,12 @@ public final class Context {
     /// Called by containers after each child's backward: the child's parameter gradients are final
     /// then, so data parallelism can start their allreduce while backward goes on. nil: no-op.
     public var backwardProgress: ((Module) -> Void)?
+    /// `--recompute blocks`: the blocks whose inner activations are dropped after forward and
+    /// recomputed in backward. nil: every layer keeps its buffers (the default).
+    public var recomputation: Recomputation?
+    /// True while a block's forward runs again for its backward: BatchNorm then leaves its running
+    /// statistics alone (they moved in the first forward).
+    public internal(set) var recomputing = false
 
     public init(training: Bool = true, seed: UInt64 = 0) {
         self.training = training

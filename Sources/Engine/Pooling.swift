@@ -101,6 +101,12 @@ public final class MaxPool2d: Module {
         }
         return gradInput
     }
+
+    public func releaseBuffers() {
+        output.release(); gradInput.release()
+        EngineAllocations.add(-argmax.count * MemoryLayout<Int32>.stride)
+        argmax = []; hasArgmax = false
+    }
 }
 
 // The window scans keep PyTorch's rule: the first maximum wins, and a NaN replaces the running
@@ -234,4 +240,6 @@ public final class AdaptiveAvgPool2d: Module {
         ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
         return out
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release() }
 }

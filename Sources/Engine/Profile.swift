@@ -57,11 +57,13 @@ public final class LayerProfile {
 }
 
 // The call forms that blocks use (`conv1(x, ctx)`, `conv1.gradient(dy, ctx)`, like torchvision's
-// `self.conv1(x)`): the place where a profile, when the context has one, sees every layer. A
-// container's time is its children's, so only leaves are recorded.
+// `self.conv1(x)`): the place where a profile, when the context has one, sees every layer (a
+// container's time is its children's, so only leaves are recorded), and where the blocks of
+// `--recompute blocks` go through their `Recomputation`.
 extension Module {
     @inline(__always)
     public func callAsFunction(_ x: Tensor, _ ctx: Context) -> Tensor {
+        if let recomputation = ctx.recomputation, let block = recomputation.block(self) { return recomputation.forward(self, block, x, ctx) }
         guard let profile = ctx.profile, children.isEmpty else { return forward(x, ctx) }
         return profile.time(profile.key(self), backward: false) { forward(x, ctx) }
     }
@@ -69,6 +71,7 @@ extension Module {
     /// `backward`, recorded by the context's profile.
     @inline(__always)
     public func gradient(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        if let recomputation = ctx.recomputation, let block = recomputation.block(self) { return recomputation.backward(self, block, dy, ctx) }
         guard let profile = ctx.profile, children.isEmpty else { return backward(dy, ctx) }
         return profile.time(profile.key(self), backward: true) { backward(dy, ctx) }
     }

@@ -35,7 +35,7 @@ public final class Sequential: Module {
     }
 
     public func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        children.reduce(x) { shape, child in child.module.planMemory(shape, ledger) }
+        children.reduce(x) { shape, child in child.module.plan(shape, ledger) }
     }
 }
 
@@ -72,4 +72,6 @@ public final class Flatten: Module {
         ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription)
         return [x[0], x[1] * x[2] * x[3]]
     }
+
+    public func releaseBuffers() { output.release(); gradInput.release() }
 }

@@ -50,6 +50,20 @@ public final class Tensor {
         count = n
     }
 
+    /// Frees the storage (down to the one-float placeholder a new tensor starts with) and makes
+    /// the shape [0], so that the next `resize` allocates again. For buffers that live only
+    /// within one block of a step (`--recompute blocks`); everything else keeps its storage.
+    public func release() {
+        shape = [0]
+        count = 0
+        guard capacity > 1 else { return }
+        data.deallocate()
+        EngineAllocations.add(-(capacity - 1) * MemoryLayout<Float>.stride)
+        capacity = 1
+        data = .allocate(capacity: 1)
+        data.initialize(to: 0)
+    }
+
     public func zero() { zeroFloats(data, count) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }

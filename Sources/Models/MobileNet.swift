@@ -108,11 +108,11 @@ final class MobileNetPFLD: Module {
         var h = x
         var pooled: [[Int]] = []
         for (i, layer) in features.layers.enumerated() {
-            h = layer.planMemory(h, ledger)
-            if let k = Self.taps.firstIndex(of: i) { pooled.append(pools[k].planMemory(h, ledger)) }
+            h = layer.plan(h, ledger)
+            if let k = Self.taps.firstIndex(of: i) { pooled.append(pools[k].plan(h, ledger)) }
         }
         let all = concat.1.planMemory(concat.0.planMemory(pooled[0], pooled[1], ledger), pooled[2], ledger)
-        return fc.planMemory(flatten.planMemory(all, ledger), ledger)
+        return fc.plan(flatten.plan(all, ledger), ledger)
     }
 }
 
@@ -157,9 +157,11 @@ final class InvertedResidual: Module {
     }
 
     func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        let out = conv.planMemory(x, ledger)
+        let out = conv.plan(x, ledger)
         return useResidual ? add.planMemory(x, out, ledger) : out
     }
+
+    func releaseBuffers() { releaseChildren(); add.releaseBuffers() }
 }
 
 /// torchvision's Conv2dNormActivation as MobileNetV2 uses it: bias-free convolution (padding
@@ -190,6 +192,6 @@ extension ModelZoo {
         let root = MobileNetPFLD(store, outputs: config.outputs, width: config.width ?? 8,
                                  height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage)
+        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage, blocks: root.features.layers)
     }
 }

@@ -66,9 +66,9 @@ final class MobileNetPIP: Module {
 
     // forward's path; backward adds the heads' input gradients in place (no buffer).
     func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        let h = features.planMemory(x, ledger)
-        var out = heads[0].planMemory(h, ledger)
-        for (i, head) in heads.dropFirst().enumerated() { out = concats[i].planMemory(out, head.planMemory(h, ledger), ledger) }
+        let h = features.plan(x, ledger)
+        var out = heads[0].plan(h, ledger)
+        for (i, head) in heads.dropFirst().enumerated() { out = concats[i].planMemory(out, head.plan(h, ledger), ledger) }
         return out
     }
 }
@@ -84,7 +84,7 @@ extension ModelZoo {
         let root = MobileNetPIP(store, keypoints: k, neighbours: m, width: config.width ?? 32,
                                 height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage)
+        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage, blocks: root.features.layers)
     }
 }
 

@@ -61,7 +61,8 @@ public enum ModelZoo {
         let root = ResNet(store, kind: kind, blocks: blocks, outputs: config.outputs, width: config.width ?? 64,
                           height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage)
+        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage,
+                       blocks: root.layers.flatMap(\.layers))
     }
 
     static func unet(_ config: ModelConfig) throws -> Network {
@@ -73,7 +74,7 @@ public enum ModelZoo {
         let root = UNet(store, features: config.width ?? 32, outputs: config.outputs,
                         height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root,
-                       macsPerImage: root.macsPerImage)
+        return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage,
+                       blocks: root.encoders + [root.bottleneck] + root.decoders)
     }
 }

@@ -49,21 +49,32 @@ public final class Network {
     /// Multiply-accumulates of one forward pass for one image (convolutions and linear layers),
     /// counted from the layer shapes when the model is built. A training step costs about 3×.
     public let macsPerImage: Int
+    /// The units `--recompute blocks` recomputes: the U-Net's encoder, bottleneck and decoder
+    /// stages, ResNet's residual blocks, MobileNetV2's feature layers, the small nets' stages.
+    public let blocks: [Module]
     public var training: Bool {
         get { context.training }
         set { context.training = newValue }
     }
 
-    init(config: ModelConfig, store: ParameterStore, root: Module, macsPerImage: Int) {
+    init(config: ModelConfig, store: ParameterStore, root: Module, macsPerImage: Int, blocks: [Module]) {
         self.config = config
         self.store = store
         self.root = root
         self.macsPerImage = macsPerImage
+        self.blocks = blocks
         context = Context(training: true, seed: config.seed)
         if !store.isAllocated { store.allocate() }
     }
 
     public var parameterCount: Int { store.parameterCount }
+
+    /// Whether the blocks drop their inner activations after forward and recompute them in
+    /// backward (`Recomputation`). Same results, bit for bit; less memory, one more forward.
+    public var recomputesBlocks: Bool {
+        get { context.recomputation != nil }
+        set { context.recomputation = newValue ? Recomputation(blocks: blocks) : nil }
+    }
 
     /// input [N, 1, H, W] → [N, outputs] (regression) or CNHW [N, K, H, W] (heatmaps).
     public func forward(_ input: Tensor) -> Tensor {

@@ -67,9 +67,9 @@ final class ResNet: Module {
     }
 
     func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        var h = maxpool.planMemory(bn1.planMemory(conv1.planMemory(x, ledger), ledger), ledger)
-        for layer in layers { h = layer.planMemory(h, ledger) }
-        return fc.planMemory(flatten.planMemory(avgpool.planMemory(h, ledger), ledger), ledger)
+        var h = maxpool.plan(bn1.plan(conv1.plan(x, ledger), ledger), ledger)
+        for layer in layers { h = layer.plan(h, ledger) }
+        return fc.plan(flatten.plan(avgpool.plan(h, ledger), ledger), ledger)
     }
 }
 
@@ -109,10 +109,12 @@ final class BasicBlock: Module {
     }
 
     func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        let identity = downsample?.planMemory(x, ledger) ?? x
-        let out = bn2.planMemory(conv2.planMemory(bn1.planMemory(conv1.planMemory(x, ledger), ledger), ledger), ledger)
+        let identity = downsample?.plan(x, ledger) ?? x
+        let out = bn2.plan(conv2.plan(bn1.plan(conv1.plan(x, ledger), ledger), ledger), ledger)
         return add.planMemory(out, identity, ledger)
     }
+
+    func releaseBuffers() { releaseChildren(); add.releaseBuffers() }
 }
 
 /// 1×1 reduce, 3×3 (with the stride), 1×1 expand (×4); out = relu(bn3(conv3(...)) + identity).
@@ -157,12 +159,14 @@ final class Bottleneck: Module {
     }
 
     func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        let identity = downsample?.planMemory(x, ledger) ?? x
-        var out = bn1.planMemory(conv1.planMemory(x, ledger), ledger)
-        out = bn2.planMemory(conv2.planMemory(out, ledger), ledger)
-        out = bn3.planMemory(conv3.planMemory(out, ledger), ledger)
+        let identity = downsample?.plan(x, ledger) ?? x
+        var out = bn1.plan(conv1.plan(x, ledger), ledger)
+        out = bn2.plan(conv2.plan(out, ledger), ledger)
+        out = bn3.plan(conv3.plan(out, ledger), ledger)
         return add.planMemory(out, identity, ledger)
     }
+
+    func releaseBuffers() { releaseChildren(); add.releaseBuffers() }
 }
 
 /// Declares bias-free convolutions with torchvision's ResNet initialisation

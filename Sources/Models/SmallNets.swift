@@ -33,7 +33,8 @@ enum SmallNets {
         macs += flat * 64 + 64 * config.outputs
         let root = Sequential(typeName: "NoseNet", named: [("features", features), ("regressor", regressor)])
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, macsPerImage: macs)
+        // The stages (Sequentials) are the blocks; a lone Linear would only be copied.
+        return Network(config: config, store: store, root: root, macsPerImage: macs, blocks: root.layers.filter { $0 is Sequential })
     }
 
     /// facenet: 58 keypoints (116 outputs) on grey 120×160 faces; 649,828 parameters at that size.
@@ -67,6 +68,7 @@ enum SmallNets {
         let fc1 = Linear(store, "fc1", 512, config.outputs, rng: rng)
         let root = Sequential(typeName: "FaceNet", named: [("l1", l1), ("l2", l2), ("l3", l3), ("l4", l4), ("fc0", fc0), ("fc1", fc1)])
         skipInputGradient(root)
-        return Network(config: config, store: store, root: root, macsPerImage: macs)
+        // The stages (Sequentials) are the blocks; a lone Linear would only be copied.
+        return Network(config: config, store: store, root: root, macsPerImage: macs, blocks: root.layers.filter { $0 is Sequential })
     }
 }

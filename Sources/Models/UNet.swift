@@ -117,15 +117,15 @@ final class UNet: Module {
         var skips: [[Int]] = []
         var h = x
         for level in 0 ..< 4 {
-            let e = encoders[level].planMemory(h, ledger)
+            let e = encoders[level].plan(h, ledger)
             skips.append(e)
-            h = pools[level].planMemory(e, ledger)
+            h = pools[level].plan(e, ledger)
         }
-        h = bottleneck.planMemory(h, ledger)
+        h = bottleneck.plan(h, ledger)
         for level in (0 ..< 4).reversed() {
-            let up = upconvs[level].planMemory(h, ledger)
-            h = decoders[level].planMemory(concats[level].planMemory(up, skips[level], ledger), ledger)
+            let up = upconvs[level].plan(h, ledger)
+            h = decoders[level].plan(concats[level].planMemory(up, skips[level], ledger), ledger)
         }
-        return conv.planMemory(h, ledger)
+        return conv.plan(h, ledger)
     }
 }

@@ -116,7 +116,7 @@ public struct MemoryPlan: Sendable {
         // What the layers keep for a step of one micro-batch, from their own accounting, plus the
         // trainer's input tensor (which the first layer keeps as its input) and the loss gradient.
         let ledger = MemoryLedger(threads: options.threads)
-        let outputShape = network.root.planMemory([batch, 1, height, width], ledger)
+        let outputShape = network.root.plan([batch, 1, height, width], ledger)
         let inputBytes = batch * height * width * floatBytes, outputBytes = Tensor.elementCount(outputShape) * floatBytes
         let kept = ledger.bytes(.output) + ledger.bytes(.saved) + inputBytes
         let gradients = ledger.bytes(.gradient) + outputBytes
