@@ -37,8 +37,18 @@ public final class MemoryLedger {
 
     /// `--recompute blocks`: the blocks that `Module.plan` plans on a ledger of their own.
     public var recomputation: Recomputation?
-    /// The most that any recomputed block allocates inside itself while it runs (its forward, or
-    /// its second forward and its backward); one block at a time, so only the largest counts.
+    /// Inside a recomputed block, every module is planned on a ledger of its own, whose
+    /// `enclosing` is its parent's: so that the block's peak follows the order in which backward
+    /// frees buffers (`lifetime`), and so that a module can record a buffer that outlives the
+    /// block on the model's ledger (`outermost`; the U-Net's skip copies).
+    public private(set) weak var enclosing: MemoryLedger?
+    /// This ledger's module is a Sequential that frees each child's buffers once backward has
+    /// moved past it (a recomputed block, or a Sequential child of one; see Sequential.backward).
+    let releasesEarly: Bool
+    /// The lifetimes of the modules planned here, in forward order (inside recomputed blocks).
+    private var childLifetimes: [Lifetime] = []
+    /// The most that any recomputed block holds inside itself while it runs (its second forward
+    /// and its backward); one block at a time, so only the largest counts.
     public private(set) var largestBlockBytes = 0
     /// That block (printed with the plan).
     public private(set) var largestBlock = ""
@@ -46,6 +56,56 @@ public final class MemoryLedger {
     public init(threads: Int) {
         precondition(threads >= 1, "MemoryLedger: threads must be at least 1")
         self.threads = threads
+        enclosing = nil
+        releasesEarly = false
+    }
+
+    init(inside enclosing: MemoryLedger, releasesEarly: Bool) {
+        threads = enclosing.threads
+        self.enclosing = enclosing
+        self.releasesEarly = releasesEarly
+    }
+
+    public var isInsideRecomputedBlock: Bool { enclosing != nil }
+    /// The model's ledger.
+    public var outermost: MemoryLedger { enclosing?.outermost ?? self }
+
+    /// What a module holds over a step: after its forward, at most during its backward, and after
+    /// its backward until its parent frees it; and whether its backward hands on the gradient it
+    /// got instead of making one (then nothing after it can be freed yet).
+    struct Lifetime {
+        var forward: Int, peak: Int, remaining: Int
+        var passesGradientOn: Bool
+    }
+
+    /// A module that frees nothing early holds all its buffers from its backward on. A Sequential
+    /// that frees early holds, during child i's backward, the forward buffers of children 0...i−1,
+    /// child i at its peak, and what later children hold that backward still reads: everything up
+    /// to the first later child that made a new gradient (Sequential.backward frees the rest).
+    var lifetime: Lifetime {
+        guard releasesEarly else {
+            let forward = bytes(.output) + bytes(.saved)
+            return Lifetime(forward: forward, peak: keptBytes, remaining: keptBytes, passesGradientOn: bytes(.gradient) == 0)
+        }
+        let forward = childLifetimes.map(\.forward).reduce(0, +)
+        var live = forward, peak = forward, unreleased = childLifetimes.count
+        for (i, child) in childLifetimes.enumerated().reversed() {
+            peak = max(peak, live - child.forward + child.peak)
+            live += child.remaining - child.forward
+            if !child.passesGradientOn {
+                for later in childLifetimes[(i + 1) ..< unreleased] { live -= later.remaining }
+                unreleased = i + 1
+            }
+        }
+        return Lifetime(forward: forward, peak: peak, remaining: live, passesGradientOn: childLifetimes.allSatisfy(\.passesGradientOn))
+    }
+
+    /// Adds a module planned on its own ledger (`inside` this one): its buffers, its workspace
+    /// requests and its lifetime.
+    func absorb(_ module: MemoryLedger) {
+        entries += module.entries
+        if module.workspaceBytes > workspaceBytes { workspaceBytes = module.workspaceBytes; workspaceLayer = module.workspaceLayer }
+        childLifetimes.append(module.lifetime)
     }
 
     /// Records a buffer of `floats` Float32 values that `layer` allocates and keeps.
@@ -66,12 +126,13 @@ public final class MemoryLedger {
 
     /// Records a recomputed block planned on `inside`: this ledger keeps the block's output copy
     /// and its input gradient copy (none when its first layer skips it), the workspace grows to
-    /// the block's largest request, and what the block keeps inside counts only while it runs.
-    public func recomputedBlock(_ name: String, inside: MemoryLedger, input: [Int], output: [Int], passesGradient: Bool) {
+    /// the block's largest request, and what the block holds inside counts only while it runs.
+    func recomputedBlock(_ name: String, inside: MemoryLedger, input: [Int], output: [Int], passesGradient: Bool) {
         keep(.output, floats: Tensor.elementCount(output), "\(name) (recomputed): its output")
         if passesGradient { keep(.gradient, floats: Tensor.elementCount(input), "\(name) (recomputed): its input gradient") }
         if inside.workspaceBytes > workspaceBytes { workspaceBytes = inside.workspaceBytes; workspaceLayer = inside.workspaceLayer }
-        if inside.keptBytes > largestBlockBytes { largestBlockBytes = inside.keptBytes; largestBlock = name }
+        let peak = inside.lifetime.peak
+        if peak > largestBlockBytes { largestBlockBytes = peak; largestBlock = name }
     }
 
     public func bytes(_ role: Role) -> Int { entries.lazy.filter { $0.role == role }.map(\.bytes).reduce(0, +) }

@@ -68,6 +68,9 @@ public final class Context {
     /// True while a block's forward runs again for its backward: BatchNorm then leaves its running
     /// statistics alone (they moved in the first forward).
     public internal(set) var recomputing = false
+    /// During a recomputed block's backward, the Sequential that frees each child's buffers as soon
+    /// as backward has moved past it: the block, then each Sequential child of one that does.
+    var earlyRelease: Module?
 
     public init(training: Bool = true, seed: UInt64 = 0) {
         self.training = training

@@ -60,7 +60,9 @@ public final class Recomputation {
         _ = module.forward(x, ctx)
         ctx.recomputing = false
         ctx.random = after
+        ctx.earlyRelease = module
         let dx = module.backward(dy, ctx)
+        ctx.earlyRelease = nil
         block.gradInput.resize(dx.shape)
         block.gradInput.copy(from: dx)
         module.releaseBuffers()
@@ -72,12 +74,19 @@ public final class Recomputation {
 extension Module {
     /// `planMemory` as a container calls it for a child: a block that the ledger's recomputation
     /// names is planned on a ledger of its own, whose buffers exist only while that block runs
-    /// (`MemoryLedger.recomputedBlock`); the outer ledger keeps the block's output and input gradient.
+    /// (`MemoryLedger.recomputedBlock`); the outer ledger keeps the block's output and input
+    /// gradient. Inside a block each module gets a ledger of its own, for its lifetime.
     public func plan(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        guard let recomputation = ledger.recomputation, recomputation.contains(self) else { return planMemory(x, ledger) }
-        let inside = MemoryLedger(threads: ledger.threads)
-        let y = planMemory(x, inside)
-        ledger.recomputedBlock(typeDescription, inside: inside, input: x, output: y, passesGradient: firstLayerComputesInputGradient)
+        if let recomputation = ledger.recomputation, recomputation.contains(self) {
+            let inside = MemoryLedger(inside: ledger, releasesEarly: self is Sequential)
+            let y = planMemory(x, inside)
+            ledger.recomputedBlock(typeDescription, inside: inside, input: x, output: y, passesGradient: firstLayerComputesInputGradient)
+            return y
+        }
+        guard ledger.isInsideRecomputedBlock else { return planMemory(x, ledger) }
+        let own = MemoryLedger(inside: ledger, releasesEarly: ledger.releasesEarly && self is Sequential)
+        let y = planMemory(x, own)
+        ledger.absorb(own)
         return y
     }
 

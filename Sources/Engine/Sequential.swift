@@ -26,10 +26,29 @@ public final class Sequential: Module {
     }
 
     public func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
-        var g = dy
-        for (_, layer) in children.reversed() {
-            g = layer.gradient(g, ctx)
+        guard ctx.earlyRelease === self else {
+            var g = dy
+            for (_, layer) in children.reversed() {
+                g = layer.gradient(g, ctx)
+                ctx.backwardProgress?(layer)
+            }
+            return g
+        }
+        // Inside a recomputed block (`Recomputation`): once a child has made a new gradient,
+        // nothing after it is read again (its backward read only its own input and output, and
+        // the gradient it got), so those children are freed at once. A child that hands the
+        // gradient on (a fused ReLU) frees nothing: the gradient still lives in a later child.
+        var g = dy, unreleased = children.count
+        for (index, (_, layer)) in children.enumerated().reversed() {
+            if layer is Sequential { ctx.earlyRelease = layer }
+            let next = layer.gradient(g, ctx)
+            ctx.earlyRelease = self
             ctx.backwardProgress?(layer)
+            if next !== g {
+                for later in children[(index + 1) ..< unreleased] { later.module.releaseBuffers() }
+                unreleased = index + 1
+            }
+            g = next
         }
         return g
     }

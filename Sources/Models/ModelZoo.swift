@@ -75,6 +75,6 @@ public enum ModelZoo {
                         height: config.inputHeight, width: config.inputWidth, rng: rng)
         skipInputGradient(root)
         return Network(config: config, store: store, root: root, macsPerImage: root.macsPerImage,
-                       blocks: root.encoders + [root.bottleneck] + root.decoders)
+                       blocks: root.downs + [root.bottleneck] + root.ups)
     }
 }

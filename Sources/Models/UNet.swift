@@ -15,12 +15,16 @@ final class UNet: Module {
     /// upconvs[i] and decoders[i] are upconv(i+1) / decoder(i+1): index 0 is the full-resolution level.
     let upconvs: [Module]
     let decoders: [Sequential]
-    let concats = (0 ..< 4).map { _ in ChannelConcat() }
+    let concats: [ChannelConcat]
+    /// Each level as one Sequential: downs[i] = encoder, skip tap, pool; ups[i] = upconv, skip
+    /// concatenation, decoder (the blocks of `--recompute blocks`; not printed).
+    let downs: [Sequential], ups: [Sequential]
     let conv: Module
     let macsPerImage: Int
 
     init(_ store: ParameterStore, features f: Int, outputs: Int, height: Int, width: Int, rng: RandomGenerator.Box) {
-        pools = (0 ..< 4).map { _ in MaxPool2d(kernel: 2, stride: 2) }
+        let pools: [Module] = (0 ..< 4).map { _ in MaxPool2d(kernel: 2, stride: 2) }
+        self.pools = pools
         var macs = 0
         // Encoders first, then the bottleneck, upconvs and decoders from the deepest level up:
         // the declaration order of PyTorch's state_dict.
@@ -37,17 +41,26 @@ final class UNet: Module {
         let deepest = (height >> 4) * (width >> 4)
         bottleneck = UNet.block(store, "bottleneck", "bottleneck", 8 * f, 16 * f, rng)
         macs += deepest * 9 * (8 * f * 16 * f + 16 * f * 16 * f)
-        var ups: [Module?] = Array(repeating: nil, count: 4)
-        var decs: [Sequential?] = Array(repeating: nil, count: 4)
+        var upconvs: [Module?] = Array(repeating: nil, count: 4)
+        var decoders: [Sequential?] = Array(repeating: nil, count: 4)
         for level in (0 ..< 4).reversed() {
             let c = f << level
             let plane = (height >> level) * (width >> level)
-            ups[level] = ConvTranspose2d(store, "upconv\(level + 1)", 2 * c, c, kernel: 2, stride: 2, bias: true, rng: rng)
-            decs[level] = UNet.block(store, "decoder\(level + 1)", "dec\(level + 1)", 2 * c, c, rng)
+            upconvs[level] = ConvTranspose2d(store, "upconv\(level + 1)", 2 * c, c, kernel: 2, stride: 2, bias: true, rng: rng)
+            decoders[level] = UNet.block(store, "decoder\(level + 1)", "dec\(level + 1)", 2 * c, c, rng)
             macs += (plane / 4) * 2 * c * c * 4 + plane * 9 * (2 * c * c + c * c)
         }
-        upconvs = ups.map { $0! }
-        decoders = decs.map { $0! }
+        self.upconvs = upconvs.map { $0! }
+        self.decoders = decoders.map { $0! }
+        let concats = (0 ..< 4).map { _ in ChannelConcat() }
+        self.concats = concats
+        let skips = (0 ..< 4).map { _ in Skip() }
+        downs = (0 ..< 4).map { level in
+            Sequential(named: [("encoder", encoders[level]), ("skip", SkipTap(skips[level])), ("pool", pools[level])])
+        }
+        ups = (0 ..< 4).map { level in
+            Sequential(named: [("upconv", upconvs[level]!), ("skip", SkipConcat(concats[level], skips[level])), ("decoder", decoders[level]!)])
+        }
         conv = Conv2d(store, "conv", f, outputs, kernel: 1, rng: rng)
         macsPerImage = macs + height * width * f * outputs
     }
@@ -79,53 +92,108 @@ final class UNet: Module {
 
     func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         checkShape(x.h % 16 == 0 && x.w % 16 == 0, "UNet", "input \(x.shape): height and width must be multiples of 16")
-        var skips: [Tensor] = []
         var h = x
-        for level in 0 ..< 4 {
-            let e = encoders[level](h, ctx)
-            skips.append(e)
-            h = pools[level](e, ctx)
-        }
+        for level in 0 ..< 4 { h = downs[level](h, ctx) }
         h = bottleneck(h, ctx)
-        for level in (0 ..< 4).reversed() {
-            let up = upconvs[level](h, ctx)
-            h = decoders[level](concats[level](up, skips[level], ctx), ctx)
-        }
+        for level in (0 ..< 4).reversed() { h = ups[level](h, ctx) }
         return conv(h, ctx)
     }
 
+    // Each encoder output feeds its pool and (as the skip) its decoder: the skip's tap adds the
+    // two gradients, in place into the pool's input gradient.
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         var g = conv.gradient(dy, ctx)
-        var skipGrads: [Tensor] = Array(repeating: g, count: 4)
-        for level in 0 ..< 4 {
-            let (dUp, dSkip) = concats[level].gradient(decoders[level].gradient(g, ctx), ctx)
-            skipGrads[level] = dSkip
-            g = upconvs[level].gradient(dUp, ctx)
-        }
+        for level in 0 ..< 4 { g = ups[level].gradient(g, ctx) }
         g = bottleneck.gradient(g, ctx)
-        // Each encoder output feeds its pool and (as the skip) its decoder: the gradients add.
-        for level in (0 ..< 4).reversed() {
-            g = pools[level].gradient(g, ctx)
-            addInPlace(g, skipGrads[level], ctx)
-            g = encoders[level].gradient(g, ctx)
-        }
+        for level in (0 ..< 4).reversed() { g = downs[level].gradient(g, ctx) }
         return g
     }
 
-    // forward's path through the levels; backward adds the skip gradients in place (no buffer).
     func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
-        var skips: [[Int]] = []
         var h = x
-        for level in 0 ..< 4 {
-            let e = encoders[level].plan(h, ledger)
-            skips.append(e)
-            h = pools[level].plan(e, ledger)
-        }
+        for level in 0 ..< 4 { h = downs[level].plan(h, ledger) }
         h = bottleneck.plan(h, ledger)
-        for level in (0 ..< 4).reversed() {
-            let up = upconvs[level].plan(h, ledger)
-            h = decoders[level].plan(concats[level].planMemory(up, skips[level], ledger), ledger)
-        }
+        for level in (0 ..< 4).reversed() { h = ups[level].plan(h, ledger) }
         return conv.plan(h, ledger)
     }
+}
+
+/// A U-Net level's skip connection, shared by its two ends: `SkipTap` after the encoder keeps the
+/// encoder output and adds its gradient in backward; `SkipConcat` before the decoder reads it and
+/// leaves its gradient. Both ends are one-input modules, so that a whole level, from encoder to
+/// pool and from up-convolution to decoder, is a `Sequential` that `--recompute blocks` can
+/// recompute as one block. Not in the printed tree: PyTorch's U-Net writes this in `forward`.
+final class Skip {
+    /// The encoder output, or, when the level's buffers are freed between forward and backward
+    /// (recomputation), a copy of it.
+    fileprivate var output: Tensor?
+    fileprivate let keptOutput = Tensor(shape: [0])
+    /// dL/dskip of the last backward (the concatenation's buffer, or a copy when recomputed).
+    fileprivate var gradient: Tensor?
+    fileprivate let keptGradient = Tensor(shape: [0])
+    /// The skip's shape, for the plan.
+    fileprivate var plannedShape: [Int] = []
+
+    /// `tensor`, or, with `--recompute blocks` (every level is a block, and the layer that owns
+    /// `tensor` is freed at the block's end), a copy.
+    fileprivate static func keep(_ tensor: Tensor, in copy: Tensor, _ ctx: Context) -> Tensor {
+        guard ctx.recomputation != nil else { return tensor }
+        copy.resize(tensor.shape)
+        copy.copy(from: tensor)
+        return copy
+    }
+}
+
+/// Identity after a level's encoder: keeps its output as the skip; backward adds the skip's gradient.
+final class SkipTap: Module {
+    let skip: Skip
+    init(_ skip: Skip) { self.skip = skip }
+    var typeDescription: String { "SkipTap" }
+
+    func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        skip.output = Skip.keep(x, in: skip.keptOutput, ctx)
+        return x
+    }
+
+    // dy is the pool's input gradient (a buffer the pool owns): the skip's gradient adds into it.
+    func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        guard let dSkip = skip.gradient else { preconditionFailure("SkipTap: backward before the decoder's") }
+        addInPlace(dy, dSkip, ctx)
+        return dy
+    }
+
+    // Recomputed, the copy of the skip outlives the level (it is recorded outside the block).
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        skip.plannedShape = x
+        if ledger.isInsideRecomputedBlock { ledger.outermost.keep(.output, floats: Tensor.elementCount(x), "SkipTap (recomputed): the skip's copy") }
+        return x
+    }
+}
+
+/// cat(x, skip) before a level's decoder; backward returns dL/dx and leaves dL/dskip in the skip.
+final class SkipConcat: Module {
+    let concat: ChannelConcat, skip: Skip
+    init(_ concat: ChannelConcat, _ skip: Skip) { self.concat = concat; self.skip = skip }
+    var typeDescription: String { "SkipConcat" }
+
+    func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
+        guard let output = skip.output else { preconditionFailure("SkipConcat: forward before the encoder's") }
+        return concat(x, output, ctx)
+    }
+
+    func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
+        let (dx, dSkip) = concat.gradient(dy, ctx)
+        skip.gradient = Skip.keep(dSkip, in: skip.keptGradient, ctx)
+        return dx
+    }
+
+    func planMemory(_ x: [Int], _ ledger: MemoryLedger) -> [Int] {
+        let out = concat.planMemory(x, skip.plannedShape, ledger)
+        if ledger.isInsideRecomputedBlock {
+            ledger.outermost.keep(.gradient, floats: Tensor.elementCount(skip.plannedShape), "SkipConcat (recomputed): the skip's gradient copy")
+        }
+        return out
+    }
+
+    func releaseBuffers() { concat.releaseBuffers() }
 }
