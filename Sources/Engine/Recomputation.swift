@@ -3,8 +3,9 @@
 /// In this engine every layer keeps its output and its input gradient from step to step, so a
 /// model's activation memory is the sum of all of them (see MemoryLedger). A block named here
 /// instead runs its forward, copies its output into a buffer of its own and frees everything
-/// inside it (`Module.releaseBuffers`). Its backward runs the forward again from the kept input,
-/// then the real backward, copies the input gradient out and frees the inside again. Between the
+/// inside it (`Module.releaseBuffers`) when the next block starts. Its backward runs the forward
+/// again from the kept input, then the real backward (a Sequential frees each child as soon as
+/// backward is past it), copies the input gradient out and frees the inside again. Between the
 /// two passes a block holds only its output and a reference to its input (the previous layer's
 /// output, which stays anyway), and at any moment at most one block's inside is allocated.
 ///
@@ -26,6 +27,12 @@ public final class Recomputation {
     }
 
     private var blocks: [ObjectIdentifier: Block] = [:]
+    /// The block whose forward ran last and whose inside is still allocated: it is freed when the
+    /// next block's forward starts. If backward comes to it first (it is the last block of the
+    /// model, as PyTorch's checkpoint_sequential leaves its last segment), nothing needs
+    /// recomputing: one block's forward less per step, and no more memory at the peak (that block
+    /// would be allocated in full during its backward anyway).
+    private var unfreed: Module?
 
     public init(blocks modules: [Module]) {
         for module in modules { blocks[ObjectIdentifier(module)] = Block() }
@@ -39,27 +46,32 @@ public final class Recomputation {
 
     public func contains(_ module: Module) -> Bool { block(module) != nil }
 
-    // x → y, kept as a copy; the block's own buffers are freed.
+    // x → y, kept as a copy; the block's own buffers are freed when the next block starts.
     func forward(_ module: Module, _ block: Block, _ x: Tensor, _ ctx: Context) -> Tensor {
+        unfreed?.releaseBuffers()
         block.random = ctx.random
         let y = module.forward(x, ctx)
         block.input = ctx.training ? x : nil
         block.output.resize(y.shape)
         block.output.copy(from: y)
-        module.releaseBuffers()
+        unfreed = module
         return block.output
     }
 
     // dy → dx: forward again from the kept input (same generator state, running statistics left
-    // alone), backward, dx copied out, the block's buffers freed again.
+    // alone) unless the block is still allocated, backward, dx copied out, the block freed.
     func backward(_ module: Module, _ block: Block, _ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let x = block.input else { preconditionFailure("\(module.typeDescription): backward without a training forward") }
-        let after = ctx.random
-        ctx.random = block.random
-        ctx.recomputing = true
-        _ = module.forward(x, ctx)
-        ctx.recomputing = false
-        ctx.random = after
+        if unfreed !== module {
+            unfreed?.releaseBuffers()
+            let after = ctx.random
+            ctx.random = block.random
+            ctx.recomputing = true
+            _ = module.forward(x, ctx)
+            ctx.recomputing = false
+            ctx.random = after
+        }
+        unfreed = nil
         ctx.earlyRelease = module
         let dx = module.backward(dy, ctx)
         ctx.earlyRelease = nil

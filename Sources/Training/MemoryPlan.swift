@@ -116,6 +116,7 @@ public struct MemoryPlan: Sendable {
         // What the layers keep for a step of one micro-batch, from their own accounting, plus the
         // trainer's input tensor (which the first layer keeps as its input) and the loss gradient.
         let ledger = MemoryLedger(threads: options.threads)
+        if options.recompute { ledger.recomputation = Recomputation(blocks: network.blocks) }
         let outputShape = network.root.plan([batch, 1, height, width], ledger)
         let inputBytes = batch * height * width * floatBytes, outputBytes = Tensor.elementCount(outputShape) * floatBytes
         let kept = ledger.bytes(.output) + ledger.bytes(.saved) + inputBytes
@@ -125,6 +126,11 @@ public struct MemoryPlan: Sendable {
                              detail: perSample(kept) + ": layer outputs, the input, what backward keeps"))
         resident.append(Item(name: "activation gradients", bytes: gradients,
                              detail: perSample(gradients) + ": every layer's input gradient, the loss gradient"))
+        if options.recompute {
+            // Allocated and freed by every block in turn, so resident from the first step on.
+            resident.append(Item(name: "recomputed block", bytes: ledger.largestBlockBytes,
+                                 detail: "--recompute blocks: the largest block's inside while it runs (\(network.blocks.count) blocks; \(ledger.largestBlock))"))
+        }
         resident.append(Item(name: "workspace", bytes: ledger.workspaceBytes,
                              detail: ledger.workspaceBytes > 0 ? "largest scratch request: \(ledger.workspaceLayer)" : ""))
 
@@ -188,7 +194,7 @@ public struct MemoryPlan: Sendable {
         let model = network.config
         title = "memory plan per rank (\(worldSize) rank\(worldSize == 1 ? "" : "s")): \(model.name) \(model.inputWidth)x\(model.inputHeight)"
             + (model.width.map { " width \($0)" } ?? "") + ", \(model.outputs) outputs; batch \(batch) × accumulate \(config.accumulate)"
-            + " per rank, \(options.threads) thread\(options.threads == 1 ? "" : "s")"
+            + " per rank, \(options.threads) thread\(options.threads == 1 ? "" : "s")" + (options.recompute ? ", recompute blocks" : "")
     }
 
     /// The tensors rank 0's checkpoint holds, in the order `Trainer.saveCheckpoint` adds them
@@ -241,20 +247,37 @@ public struct MemoryPlan: Sendable {
 }
 
 extension MemoryPlan {
-    /// The plan of a run that has not started: opens the dataset (to split it and size its faces)
-    /// and builds the model, but allocates no activations, batches or optimizer state.
+    /// Plans of a run that has not started, for any batch, accumulation and recomputation: opens the
+    /// dataset (to split it and size its faces) and builds the model once, but allocates no
+    /// activations, batches or optimizer state.
+    public struct Planner {
+        let network: Network
+        let data: DataFacts
+        let markup: KeypointMarkup
+        public let worldSize: Int, rank: Int
+
+        public init(config: TrainConfig, options: RunOptions, worldSize: Int, rank: Int) throws {
+            let dataset = try openDataset(path: config.data, options: DatasetOptions(strict: options.strict, maxPixels: options.maxPixels))
+            guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }
+            let (train, validation) = TrainingData.split(dataset, config)
+            markup = dataset.markup
+            let modelConfig = ModelConfig(name: config.model, outputs: config.outputs(markupCount: markup.count), inputHeight: config.inputHeight,
+                                          inputWidth: config.inputWidth, width: config.width, seed: config.seed)
+            network = try ModelZoo.make(modelConfig, dropout: config.dropout ? nil : 0)
+            data = DataFacts(dataset: dataset, train: train.count, validation: validation.count)
+            self.worldSize = worldSize; self.rank = rank
+        }
+
+        public func plan(_ config: TrainConfig, _ options: RunOptions) throws -> MemoryPlan {
+            let loader = TrainingData.loaderOptions(config: config, preprocessing: Preprocessing(config: config, markup: markup),
+                                                    strict: options.strict, threads: options.loaderThreads)
+            return MemoryPlan(network: network, config: config, options: options, worldSize: worldSize, rank: rank,
+                              data: data, loader: loader, pipeline: try SamplePipeline(markup: markup, options: loader))
+        }
+    }
+
+    /// The plan of a run that has not started.
     public static func forRun(config: TrainConfig, options: RunOptions, worldSize: Int, rank: Int) throws -> MemoryPlan {
-        let dataset = try openDataset(path: config.data, options: DatasetOptions(strict: options.strict, maxPixels: options.maxPixels))
-        guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }
-        let (train, validation) = TrainingData.split(dataset, config)
-        let markup = dataset.markup
-        let modelConfig = ModelConfig(name: config.model, outputs: config.outputs(markupCount: markup.count), inputHeight: config.inputHeight,
-                                      inputWidth: config.inputWidth, width: config.width, seed: config.seed)
-        let network = try ModelZoo.make(modelConfig, dropout: config.dropout ? nil : 0)
-        let loader = TrainingData.loaderOptions(config: config, preprocessing: Preprocessing(config: config, markup: markup),
-                                                strict: options.strict, threads: options.loaderThreads)
-        return MemoryPlan(network: network, config: config, options: options, worldSize: worldSize, rank: rank,
-                          data: DataFacts(dataset: dataset, train: train.count, validation: validation.count),
-                          loader: loader, pipeline: try SamplePipeline(markup: markup, options: loader))
+        try Planner(config: config, options: options, worldSize: worldSize, rank: rank).plan(config, options)
     }
 }

@@ -19,6 +19,9 @@ public struct RunOptions {
     public var overlap = true
     /// ZeRO stage 1: each rank keeps AdamW state for its slice of the parameters only (`ShardedOptimizer`).
     public var shardOptimizer = false
+    /// `--recompute blocks`: each block of the model frees its inside after forward and runs it
+    /// again in backward (`Recomputation`): same bits, less memory, one more forward.
+    public var recompute = false
     /// Gradient bucket size for the allreduce.
     public var bucketBytes = GradientSync.defaultBucketBytes
     /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).

@@ -84,6 +84,7 @@ public final class Trainer {
         let modelConfig = ModelConfig(name: config.model, outputs: outputs, inputHeight: config.inputHeight,
                                       inputWidth: config.inputWidth, width: config.width, seed: config.seed)
         network = try ModelZoo.make(modelConfig, dropout: config.dropout ? nil : 0)
+        network.recomputesBlocks = options.recompute
         // Each rank draws its own dropout masks.
         network.context.random = RandomGenerator(seed: config.seed &+ 0x9E37_79B9 &* UInt64(communicator.rank + 1))
         sharding = options.shardOptimizer && communicator.size > 1
@@ -177,6 +178,7 @@ public final class Trainer {
         let stale = CheckpointFile.removeStaleTemporaries(in: options.outDirectory)
         progress.log("fkp train: \(config.model) (\(network.parameterCount) parameters) on \(data.train.name), validation \(data.validation.count) faces")
         progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; \(options.threads) threads per rank (\(options.threadsSource)), OpenBLAS \(BLASCore.description); out \(options.outDirectory.path)")
+        if options.recompute { progress.log("--recompute blocks: \(network.blocks.count) blocks free their activations after forward and recompute them in backward") }
         if !stale.isEmpty { progress.log("removed \(stale.count) temporary file\(stale.count == 1 ? "" : "s") of an interrupted checkpoint write: \(stale.joined(separator: ", "))") }
         if let elasticNote { progress.log(elasticNote) }
         if position.step > 0 { progress.log("resumed at epoch \(position.epoch + 1), step \(position.step) (sample \(position.sampleInEpoch) of the epoch)") }

@@ -47,6 +47,9 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Time forward passes only (evaluation mode, no backward or optimizer).")
     var inference = false
 
+    @Flag(help: "Recompute each block's forward in backward (train's --recompute blocks), to time what it costs.")
+    var recompute = false
+
     @Flag(help: "Print time per layer type.")
     var profile = false
 
@@ -81,6 +84,7 @@ struct BenchTrain: ParsableCommand {
         do { network = try ModelZoo.make(config) } catch let error as ModelError {
             throw ValidationError(error.description)
         }
+        network.recomputesBlocks = recompute
         if MPI.launchedByProcessManager && MPI.world.size > 1 {
             guard !inference && !profile && !profileLayers else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
             runReportingErrors {
@@ -95,7 +99,7 @@ struct BenchTrain: ParsableCommand {
         let flopsPerImage = Double(2 * network.macsPerImage) * (inference ? 1 : 3)
         let timed = result.stepSeconds.count
         let perStep = result.stepSeconds.sorted()[timed / 2]
-        print("model \(model) \(config.inputWidth)x\(config.inputHeight), batch \(batch), threads \(threads), OpenBLAS \(BLASCore.current), conv3x3 \(DirectConv3x3.instructionSet), \(inference ? "inference" : "training"), "
+        print("model \(model) \(config.inputWidth)x\(config.inputHeight), batch \(batch), threads \(threads), OpenBLAS \(BLASCore.current), conv3x3 \(DirectConv3x3.instructionSet), \(inference ? "inference" : "training")\(recompute ? " with recomputation" : ""), "
               + "\(timed) steps: median \(String(format: "%.2f", perStep * 1000)) ms/step, "
               + "\(String(format: "%.3f", flopsPerImage / 1e9)) GFLOP/image, loss \(result.loss)")
         if let layerProfile {

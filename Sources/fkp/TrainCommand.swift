@@ -57,6 +57,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
     @OptionGroup var imageLimit: ImageLimitOptions
     @OptionGroup var distributed: DistributedOptions
+    @OptionGroup var memory: MemoryOptions
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Do not write pictures.") var noPictures = false
     @Flag(inversion: .prefixedNo, help: "Write a TensorBoard event file into the run folder (scalars per step and epoch, pictures at the end): tensorboard --logdir runs.") var tensorboard = true
@@ -182,8 +183,9 @@ struct Train: ParsableCommand {
             }
             if plan {
                 // Rank 0 speaks for every rank: the others hold the same less its checkpoint write.
-                let memory = try MemoryPlan.forRun(config: config, options: runOptions, worldSize: world.size, rank: world.rank)
-                if world.rank == 0 { print(memory.report()) }
+                try memory.apply(to: &config, &runOptions, world: world, quiet: false)
+                let plan = try MemoryPlan.forRun(config: config, options: runOptions, worldSize: world.size, rank: world.rank)
+                if world.rank == 0 { print(plan.report()) }
                 return
             }
             var resumeState: TrainingCheckpoint.Contents?
@@ -209,6 +211,8 @@ struct Train: ParsableCommand {
                     print("no checkpoint in \(outPath): starting a new run")
                 }
             }
+            // After a resume: the budget splits the checkpoint's batch.
+            try memory.apply(to: &config, &runOptions, world: world, quiet: quiet)
             let trainer = try Trainer(config: config, options: runOptions, communicator: world, resumeFrom: resumeState)
             // Said once the checkpoint has proved usable (a bad one gets its one error line alone).
             if resumeState != nil && world.rank == 0 {
