@@ -36,6 +36,7 @@ public final class Recomputation {
 
     public init(blocks modules: [Module]) {
         for module in modules { blocks[ObjectIdentifier(module)] = Block() }
+        Tensor.mapLargeBuffers()
     }
 
     /// Number of blocks recomputed.

@@ -126,11 +126,6 @@ public struct MemoryPlan: Sendable {
                              detail: perSample(kept) + ": layer outputs, the input, what backward keeps"))
         resident.append(Item(name: "activation gradients", bytes: gradients,
                              detail: perSample(gradients) + ": every layer's input gradient, the loss gradient"))
-        if options.recompute {
-            // Allocated and freed by every block in turn, so resident from the first step on.
-            resident.append(Item(name: "recomputed block", bytes: ledger.largestBlockBytes,
-                                 detail: "--recompute blocks: the largest block's inside while it runs (\(network.blocks.count) blocks; \(ledger.largestBlock))"))
-        }
         resident.append(Item(name: "workspace", bytes: ledger.workspaceBytes,
                              detail: ledger.workspaceBytes > 0 ? "largest scratch request: \(ledger.workspaceLayer)" : ""))
 
@@ -163,18 +158,26 @@ public struct MemoryPlan: Sendable {
 
         // Transients. During a step: MPI_Iallreduce (OpenMPI's libnbc) gives every bucket in flight
         // a temporary of its size, and all of them are in flight at the end of backward; PIPNet's
-        // target is built per micro-batch. Validation: its own input tensor and loss gradient.
+        // target is built per micro-batch; with --recompute blocks, one block's inside at a time
+        // (counted with each of the step's others: the buckets start while blocks still run).
+        // Validation: its own input tensor and loss gradient, and a block's forward.
+        let block = options.recompute ? ledger.largestBlockBytes : 0
+        let withBlock = block > 0 ? " + the recomputed block" : ""
+        if block > 0 {
+            transients.append(Item(name: "recomputed block", bytes: block,
+                                   detail: "the largest block's inside while it runs (\(network.blocks.count) blocks; \(ledger.largestBlock))"))
+        }
         if worldSize > 1 {
             // Sharded, one bucket at a time goes through MPI_Reduce_scatter and MPI_Allgatherv
             // instead; the same bound is kept (within 5 % of the measured peak on resnet18, 2 ranks).
-            transients.append(Item(name: sharded ? "gradient reduce-scatter" : "gradient allreduce", bytes: store.parameterCount * floatBytes,
-                                   detail: "MPI's temporaries for the buckets in flight (--bucket-mb \(options.bucketBytes >> 20))"))
+            transients.append(Item(name: sharded ? "gradient reduce-scatter" : "gradient allreduce", bytes: store.parameterCount * floatBytes + block,
+                                   detail: "MPI's temporaries for the buckets in flight (--bucket-mb \(options.bucketBytes >> 20))" + withBlock))
         }
         let target = config.task == .pip ? outputBytes : 0
-        if target > 0 { transients.append(Item(name: "training target", bytes: target, detail: "PIPNet's maps of the micro-batch")) }
+        if target > 0 { transients.append(Item(name: "training target", bytes: target + block, detail: "PIPNet's maps of the micro-batch" + withBlock)) }
         let validation = inputBytes + outputBytes + target
         if data.validation > 0 {
-            transients.append(Item(name: "validation", bytes: validation, detail: "its input and loss gradient"))
+            transients.append(Item(name: "validation", bytes: validation + block, detail: "its input and loss gradient" + withBlock))
         }
         // Sharded, rank 0 gathers each moment in full into one buffer before adding it to the file.
         let gathered = sharded ? store.parameterCount * floatBytes : 0

@@ -52,3 +52,10 @@ void fkp_depthwise3x3_forward(const float *x, long images, long height, long wid
 /// for a given run), and, unless dx is NULL, dx (images × H×W, overwritten), the input gradient.
 void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
                                const float *w9, float *dx, float *sums9, float *scratch);
+
+/* Buffers of activation recomputation, which frees and allocates every block's buffers each step:
+   `count` floats in a mapping of their own, zero-filled by the kernel, with transparent huge pages
+   advised (a page fault per 2 MiB rather than per 4 KiB), returned to the system by
+   fkp_unmap_floats. NULL when the mapping fails. */
+float *fkp_map_floats(long count);
+void fkp_unmap_floats(float *p, long count);
