@@ -133,6 +133,9 @@ struct Doctor: ParsableCommand {
         print("world size: \(world.size)")
         print("MPI: \(MPI.libraryVersion.split(separator: "\n").first ?? ""); thread level \(level); "
               + (MPI.launchedByProcessManager ? "launched by a process manager" : "singleton (no mpirun)"))
+        // What main.swift asked for unless the user set it (rank 0's environment; mpirun gives all the same).
+        let algorithm = getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm").map { String(cString: $0) } ?? "unset"
+        print("gradient allreduce (libnbc iallreduce algorithm): \(algorithm == "1" ? "ring (1)" : algorithm)")
         print("")
         print(pad("rank", 5) + pad("host", 24) + pad("cores", 6) + pad("blas threads", 13) + pad("blas core", 14)
               + "sgemm \(gemmSize)³ GFLOP/s")

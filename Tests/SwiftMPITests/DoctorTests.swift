@@ -19,6 +19,12 @@ final class DoctorTests: XCTestCase {
         let lines = result.stdout.split(separator: "\n").map(String.init)
         XCTAssertTrue(lines.contains("world size: 2"), result.output)
         XCTAssertEqual(lines.filter { $0.hasPrefix("world size:") }.count, 1, "only rank 0 prints\n\(result.output)")
+        // fkp asks for libnbc's ring for its non-blocking allreduce (docs/SCALING.md, section 3).
+        XCTAssertTrue(lines.contains("gradient allreduce (libnbc iallreduce algorithm): ring (1)"), result.output)
+        var environment = ProcessRunner.cleanEnvironment()
+        environment["OMPI_MCA_coll_libnbc_iallreduce_algorithm"] = "2"
+        let chosen = try ProcessRunner.run(TestPaths.product("fkp").path, ["doctor", "--quick"], environment: environment, timeout: 120)
+        XCTAssertTrue(chosen.stdout.contains("gradient allreduce (libnbc iallreduce algorithm): 2"), "a user's choice wins\n\(chosen.output)")
         for check in ["check broadcast from rank 1: ok", "check allreduce (sum of ranks = 1): ok",
                       "check gather to rank 0: ok", "result: all checks passed"] {
             XCTAssertTrue(lines.contains(check), "missing '\(check)'\n\(result.output)")
