@@ -13,10 +13,11 @@
 /// second forward sees the same input, weights and batch, computes the same batch statistics, and
 /// starts from the random generator state of the first (dropout draws the same mask). BatchNorm
 /// leaves its running statistics alone the second time (`Context.recomputing`). The cost is one
-/// more forward of every block, and the two copies.
+/// more forward of every block but the last, and the two copies.
 ///
-/// Models say which modules are their blocks (`Network.blocks`); the call forms `module(x, ctx)`
-/// and `module.gradient(dy, ctx)` route those through here, so no model code changes.
+/// Models name their blocks (`Network.blocks`); the call forms `module(x, ctx)` and
+/// `module.gradient(dy, ctx)` route those through here, so their forward and backward stay as
+/// they are.
 public final class Recomputation {
     /// What one block keeps between its forward and its backward.
     final class Block {
@@ -36,7 +37,6 @@ public final class Recomputation {
 
     public init(blocks modules: [Module]) {
         for module in modules { blocks[ObjectIdentifier(module)] = Block() }
-        Tensor.mapLargeBuffers()
     }
 
     /// Number of blocks recomputed.

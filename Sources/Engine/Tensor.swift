@@ -27,7 +27,7 @@ public final class Tensor {
         EngineAllocations.add(capacity * MemoryLayout<Float>.stride)
     }
 
-    /// Once set (by `Recomputation`, whose blocks free and allocate their buffers every step),
+    /// Once set (when a network recomputes blocks, which free and allocate their buffers every step),
     /// buffers of 1 MiB or more are mapped on their own with huge pages advised, and unmapped when
     /// freed. Through malloc they would either come back from its heap, whose resident set stays
     /// at a fragmented high-water mark (up to 20 % above the plan), or, past its mmap threshold,

@@ -73,7 +73,11 @@ public final class Network {
     /// backward (`Recomputation`). Same results, bit for bit; less memory, one more forward.
     public var recomputesBlocks: Bool {
         get { context.recomputation != nil }
-        set { context.recomputation = newValue ? Recomputation(blocks: blocks) : nil }
+        set {
+            context.recomputation = newValue ? Recomputation(blocks: blocks) : nil
+            // Blocks free and allocate their buffers every step (see Tensor.mapLargeBuffers).
+            if newValue { Tensor.mapLargeBuffers() }
+        }
     }
 
     /// input [N, 1, H, W] → [N, outputs] (regression) or CNHW [N, K, H, W] (heatmaps).
