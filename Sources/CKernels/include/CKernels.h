@@ -52,3 +52,10 @@ void fkp_depthwise3x3_forward(const float *x, long images, long height, long wid
 /// for a given run), and, unless dx is NULL, dx (images × H×W, overwritten), the input gradient.
 void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
                                const float *w9, float *dx, float *sums9, float *scratch);
+
+/// Callgrind's START_INSTRUMENTATION and STOP_INSTRUMENTATION client requests (no-ops outside
+/// valgrind); fkp_callgrind_hooks is 0 when fkp was built without valgrind's headers, and then
+/// they are no-ops everywhere.
+int fkp_callgrind_hooks(void);
+void fkp_callgrind_start(void);
+void fkp_callgrind_stop(void);
