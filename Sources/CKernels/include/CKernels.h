@@ -53,6 +53,23 @@ void fkp_depthwise3x3_forward(const float *x, long images, long height, long wid
 void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
                                const float *w9, float *dx, float *sums9, float *scratch);
 
+/// Max pooling (PyTorch's nn.MaxPool2d: square window `kernel`, `stride`, `padding` ≤ kernel/2
+/// counting as −∞, dilation 1, floor mode) of `planes` H×W planes stored one after the other, into
+/// Ho×Wo planes, Ho = (H + 2p − k)/s + 1, Wo likewise. Each output scans its window in row-major
+/// order, and an element replaces the running maximum when it is greater or NaN: the first maximum
+/// wins, a NaN propagates (the last NaN of the window), as in PyTorch. `indices` (NULL: not kept):
+/// per output, the input-plane index ih·W + iw of its maximum.
+void fkp_maxpool_forward(const float *x, long planes, long height, long width, int kernel, int stride, int padding,
+                         float *y, int *indices);
+
+/// The same for 2×2 windows at stride 2 without padding (Ho = H/2, Wo = W/2); `taps` (NULL: not
+/// kept) gets the maximum's place in its window, 0…3 = row·2 + column.
+void fkp_maxpool2x2_forward(const float *x, long planes, long height, long width, float *y, int *taps);
+
+/// Its input gradient: dx (planes × H×W, overwritten) gets each output's gradient dy at the input
+/// its tap names and 0 everywhere else (windows are disjoint; a last odd row or column is 0).
+void fkp_maxpool2x2_backward(const float *dy, const int *taps, long planes, long height, long width, float *dx);
+
 /// Callgrind's START_INSTRUMENTATION and STOP_INSTRUMENTATION client requests (no-ops outside
 /// valgrind); fkp_callgrind_hooks is 0 when fkp was built without valgrind's headers, and then
 /// they are no-ops everywhere.
