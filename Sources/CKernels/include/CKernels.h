@@ -34,25 +34,6 @@ const char *fkp_kernels_isa(void);
 /// For tests, which check every version this CPU supports against the reference.
 int fkp_kernels_use(const char *name);
 
-/// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)) of a run of
-/// `images` H×W planes of one channel, stored one after the other (CNHW: a channel's planes are
-/// contiguous); stride 1 or 2, output planes Ho×Wo with Ho = (H − 1)/stride + 1, Wo = (W − 1)/stride + 1,
-/// likewise contiguous. `w9`: the channel's 3×3 weights, row-major. `scratch`: at least
-/// fkp_depthwise3x3_scratch(images, H, W, stride) floats. Runs of at most
-/// fkp_depthwise3x3_images_per_call(H, W, stride) images keep the scratch in cache.
-long fkp_depthwise3x3_images_per_call(long height, long width, int stride);
-long fkp_depthwise3x3_scratch(long images, long height, long width, int stride);
-
-/// y[n][i][j] = bias + Σ_{a,b} w9[3a + b] · x[n][s·i + a − 1][s·j + b − 1] (x is 0 outside the plane).
-void fkp_depthwise3x3_forward(const float *x, long images, long height, long width, int stride, const float *w9,
-                              float bias, float *y, float *scratch);
-
-/// Both gradients for the output gradient dy: sums9[t] = Σ_{n,i,j} dy[n][i][j] · x[n][s·i + t/3 − 1][s·j + t%3 − 1],
-/// the run's part of the channel's weight gradient (overwritten, not added; summed in a fixed order
-/// for a given run), and, unless dx is NULL, dx (images × H×W, overwritten), the input gradient.
-void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
-                               const float *w9, float *dx, float *sums9, float *scratch);
-
 /// Max pooling (PyTorch's nn.MaxPool2d: square window `kernel`, `stride`, `padding` ≤ kernel/2
 /// counting as −∞, dilation 1, floor mode) of `planes` H×W planes stored one after the other, into
 /// Ho×Wo planes, Ho = (H + 2p − k)/s + 1, Wo likewise. Each output scans its window in row-major
@@ -76,3 +57,22 @@ void fkp_maxpool2x2_backward(const float *dy, const int *taps, long planes, long
 int fkp_callgrind_hooks(void);
 void fkp_callgrind_start(void);
 void fkp_callgrind_stop(void);
+
+/// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)) of a run of
+/// `images` H×W planes of one channel, stored one after the other (CNHW: a channel's planes are
+/// contiguous); stride 1 or 2, output planes Ho×Wo with Ho = (H − 1)/stride + 1, Wo = (W − 1)/stride + 1,
+/// likewise contiguous. `w9`: the channel's 3×3 weights, row-major. `scratch`: at least
+/// fkp_depthwise3x3_scratch(images, H, W, stride) floats. Runs of at most
+/// fkp_depthwise3x3_images_per_call(H, W, stride) images keep the scratch in cache.
+long fkp_depthwise3x3_images_per_call(long height, long width, int stride);
+long fkp_depthwise3x3_scratch(long images, long height, long width, int stride);
+
+/// y[n][i][j] = bias + Σ_{a,b} w9[3a + b] · x[n][s·i + a − 1][s·j + b − 1] (x is 0 outside the plane).
+void fkp_depthwise3x3_forward(const float *x, long images, long height, long width, int stride, const float *w9,
+                              float bias, float *y, float *scratch);
+
+/// Both gradients for the output gradient dy: sums9[t] = Σ_{n,i,j} dy[n][i][j] · x[n][s·i + t/3 − 1][s·j + t%3 − 1],
+/// the run's part of the channel's weight gradient (overwritten, not added; summed in a fixed order
+/// for a given run), and, unless dx is NULL, dx (images × H×W, overwritten), the input gradient.
+void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, long height, long width, int stride,
+                               const float *w9, float *dx, float *sums9, float *scratch);
