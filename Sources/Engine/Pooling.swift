@@ -1,3 +1,5 @@
+import CKernels
+
 /// nn.MaxPool2d (square window, dilation 1, floor mode) and nn.AdaptiveAvgPool2d((1, 1)).
 /// Input and output are CNHW: every (channel, image) plane is pooled on its own.
 
@@ -42,6 +44,7 @@ public final class MaxPool2d: Module {
     private var isHalving: Bool { kernel == 2 && stride == 2 && padding == 0 }
 
     // x: [N, C, H, W] → y: [N, C, Ho, Wo], Ho = ⌊(H + 2p − k)/s⌋ + 1; padding counts as −∞
+    // (kernels: Sources/CKernels/maxpool.c, a run of planes per call)
     public func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         checkShape(x.shape.count == 4, typeDescription, "input shape \(x.shape), expected [N, C, H, W]")
         let (h, w, k, s, p) = (x.h, x.w, kernel, stride, padding)
@@ -61,14 +64,12 @@ public final class MaxPool2d: Module {
             // nil in evaluation: nothing to remember for a backward pass.
             let idx = ctx.training ? idxBuffer.baseAddress! : nil
             Parallel.chunks(planes, work: planes * ho * wo * k * k) { start, end in
-                for plane in start ..< end {
-                    let xp = src + plane * h * w, yp = dst + plane * ho * wo
-                    let ip = idx.map { $0 + plane * ho * wo }
-                    if halving {
-                        maxPool2x2(xp, yp, ip, w: w, ho: ho, wo: wo)
-                    } else {
-                        maxPoolWindows(xp, yp, ip, h: h, w: w, ho: ho, wo: wo, k: k, s: s, p: p)
-                    }
+                let xp = src + start * h * w, yp = dst + start * ho * wo
+                let ip = idx.map { $0 + start * ho * wo }
+                if halving {
+                    fkp_maxpool2x2_forward(xp, end - start, h, w, yp, ip)
+                } else {
+                    fkp_maxpool_forward(xp, end - start, h, w, Int32(k), Int32(s), Int32(p), yp, ip)
                 }
             }
         }
@@ -88,14 +89,14 @@ public final class MaxPool2d: Module {
         argmax.withUnsafeBufferPointer { idx in
             let idx = idx.baseAddress!
             Parallel.chunks(planes, work: planes * h * w) { start, end in
+                if halving {
+                    fkp_maxpool2x2_backward(g + start * ho * wo, idx + start * ho * wo, end - start, h, w, dx + start * h * w)
+                    return
+                }
                 for plane in start ..< end {
                     let dxp = dx + plane * h * w, gp = g + plane * ho * wo, ip = idx + plane * ho * wo
-                    if halving {
-                        unpool2x2(gp, ip, dxp, h: h, w: w, ho: ho, wo: wo)
-                    } else {
-                        dxp.update(repeating: 0, count: h * w)
-                        for o in 0 ..< ho * wo { dxp[Int(ip[o])] += gp[o] }
-                    }
+                    dxp.update(repeating: 0, count: h * w)
+                    for o in 0 ..< ho * wo { dxp[Int(ip[o])] += gp[o] }
                 }
             }
         }
@@ -106,89 +107,6 @@ public final class MaxPool2d: Module {
         output.release(); gradInput.release()
         EngineAllocations.add(-argmax.count * MemoryLayout<Int32>.stride)
         argmax = []; hasArgmax = false
-    }
-}
-
-// The window scans keep PyTorch's rule: the first maximum wins, and a NaN replaces the running
-// maximum (so NaN propagates). Written with selects rather than branches: random activations
-// make the comparisons unpredictable.
-
-/// One plane, 2×2 windows at stride 2; `taps` (when training) gets 0...3 = row·2 + column.
-@inline(__always)
-private func maxPool2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ taps: UnsafeMutablePointer<Int32>?,
-                       w: Int, ho: Int, wo: Int) {
-    for oh in 0 ..< ho {
-        let r0 = x + 2 * oh * w, r1 = r0 + w
-        let yr = y + oh * wo
-        if let taps {
-            let tr = taps + oh * wo
-            for ow in 0 ..< wo {
-                let (a, b, c, d) = (r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1])
-                var best = a, tap: Int32 = 0
-                let tb = b > best || b.isNaN; best = tb ? b : best; tap = tb ? 1 : tap
-                let tc = c > best || c.isNaN; best = tc ? c : best; tap = tc ? 2 : tap
-                let td = d > best || d.isNaN; best = td ? d : best; tap = td ? 3 : tap
-                yr[ow] = best; tr[ow] = tap
-            }
-        } else {
-            for ow in 0 ..< wo {
-                let (a, b, c, d) = (r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1])
-                var best = a
-                best = b > best || b.isNaN ? b : best
-                best = c > best || c.isNaN ? c : best
-                best = d > best || d.isNaN ? d : best
-                yr[ow] = best
-            }
-        }
-    }
-}
-
-/// The adjoint of `maxPool2x2`: windows are disjoint, so every input gets either its window's
-/// gradient or 0, written once (no zeroing pass, no scattered adds).
-@inline(__always)
-private func unpool2x2(_ g: UnsafePointer<Float>, _ taps: UnsafePointer<Int32>, _ dx: UnsafeMutablePointer<Float>,
-                       h: Int, w: Int, ho: Int, wo: Int) {
-    for oh in 0 ..< ho {
-        let r0 = dx + 2 * oh * w, r1 = r0 + w
-        let gr = g + oh * wo, tr = taps + oh * wo
-        for ow in 0 ..< wo {
-            let (gi, t) = (gr[ow], tr[ow])
-            r0[2 * ow] = t == 0 ? gi : 0
-            r0[2 * ow + 1] = t == 1 ? gi : 0
-            r1[2 * ow] = t == 2 ? gi : 0
-            r1[2 * ow + 1] = t == 3 ? gi : 0
-        }
-        // Odd width: the last column is in no window.
-        if 2 * wo < w { r0[w - 1] = 0; r1[w - 1] = 0 }
-    }
-    // Odd height: the last row is in no window.
-    if 2 * ho < h { (dx + 2 * ho * w).update(repeating: 0, count: (h - 2 * ho) * w) }
-}
-
-/// One plane, any window; `indices` (when training) gets the input-plane index of each maximum.
-/// (A row-at-a-time formulation over independent outputs measured slower here: the strided
-/// loads and the NaN rule do not vectorise.)
-@inline(__always)
-private func maxPoolWindows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int32>?,
-                            h: Int, w: Int, ho: Int, wo: Int, k: Int, s: Int, p: Int) {
-    for oh in 0 ..< ho {
-        // The window clipped to the image (padding never wins: p ≤ k/2 leaves a real pixel).
-        let h0 = max(oh * s - p, 0), h1 = min(oh * s - p + k, h)
-        for ow in 0 ..< wo {
-            let w0 = max(ow * s - p, 0), w1 = min(ow * s - p + k, w)
-            var best = -Float.infinity, bestIndex = h0 * w + w0
-            for ih in h0 ..< h1 {
-                let row = x + ih * w
-                for iw in w0 ..< w1 {
-                    let v = row[iw]
-                    let take = v > best || v.isNaN
-                    best = take ? v : best
-                    bestIndex = take ? ih * w + iw : bestIndex
-                }
-            }
-            y[oh * wo + ow] = best
-            indices?[oh * wo + ow] = Int32(bestIndex)
-        }
     }
 }
 

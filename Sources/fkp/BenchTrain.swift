@@ -171,7 +171,9 @@ final class BenchLoop {
         let start = now()
         while stepSeconds.count < minimumSteps || now() - start < minimumSeconds {
             let t0 = now()
+            Callgrind.startInstrumentation()   // counts the timed steps under Scripts/bench-callgrind
             other += try! step().other
+            Callgrind.stopInstrumentation()
             stepSeconds.append(now() - t0)
         }
         return (stepSeconds, other, lastLoss, minorFaults() - faults)

@@ -34,6 +34,30 @@ const char *fkp_kernels_isa(void);
 /// For tests, which check every version this CPU supports against the reference.
 int fkp_kernels_use(const char *name);
 
+/// Max pooling (PyTorch's nn.MaxPool2d: square window `kernel`, `stride`, `padding` ≤ kernel/2
+/// counting as −∞, dilation 1, floor mode) of `planes` H×W planes stored one after the other, into
+/// Ho×Wo planes, Ho = (H + 2p − k)/s + 1, Wo likewise. Each output scans its window in row-major
+/// order, and an element replaces the running maximum when it is greater or NaN: the first maximum
+/// wins, a NaN propagates (the last NaN of the window), as in PyTorch. `indices` (NULL: not kept):
+/// per output, the input-plane index ih·W + iw of its maximum.
+void fkp_maxpool_forward(const float *x, long planes, long height, long width, int kernel, int stride, int padding,
+                         float *y, int *indices);
+
+/// The same for 2×2 windows at stride 2 without padding (Ho = H/2, Wo = W/2); `taps` (NULL: not
+/// kept) gets the maximum's place in its window, 0…3 = row·2 + column.
+void fkp_maxpool2x2_forward(const float *x, long planes, long height, long width, float *y, int *taps);
+
+/// Its input gradient: dx (planes × H×W, overwritten) gets each output's gradient dy at the input
+/// its tap names and 0 everywhere else (windows are disjoint; a last odd row or column is 0).
+void fkp_maxpool2x2_backward(const float *dy, const int *taps, long planes, long height, long width, float *dx);
+
+/// Callgrind's START_INSTRUMENTATION and STOP_INSTRUMENTATION client requests (no-ops outside
+/// valgrind); fkp_callgrind_hooks is 0 when fkp was built without valgrind's headers, and then
+/// they are no-ops everywhere.
+int fkp_callgrind_hooks(void);
+void fkp_callgrind_start(void);
+void fkp_callgrind_stop(void);
+
 /// Depthwise 3×3 convolution (PyTorch Conv2d(C, C, 3, stride, padding=1, groups=C)) of a run of
 /// `images` H×W planes of one channel, stored one after the other (CNHW: a channel's planes are
 /// contiguous); stride 1 or 2, output planes Ho×Wo with Ho = (H − 1)/stride + 1, Wo = (W − 1)/stride + 1,
