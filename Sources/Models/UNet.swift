@@ -156,9 +156,10 @@ final class SkipTap: Module {
     }
 
     // dy is the pool's input gradient (a buffer the pool owns): the skip's gradient adds into it.
+    // (A leaf: `fkp bench train --profile` records this as SkipTap, so the add is not timed again.)
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
         guard let dSkip = skip.gradient else { preconditionFailure("SkipTap: backward before the decoder's") }
-        addInPlace(dy, dSkip, ctx)
+        addInPlace(dy, dSkip)
         return dy
     }
 
@@ -178,11 +179,11 @@ final class SkipConcat: Module {
 
     func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         guard let output = skip.output else { preconditionFailure("SkipConcat: forward before the encoder's") }
-        return concat(x, output, ctx)
+        return concat.forward(x, output, ctx)   // a leaf: the profile records it as SkipConcat
     }
 
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
-        let (dx, dSkip) = concat.gradient(dy, ctx)
+        let (dx, dSkip) = concat.backward(dy, ctx)
         skip.gradient = Skip.keep(dSkip, in: skip.keptGradient, ctx)
         return dx
     }
