@@ -14,16 +14,15 @@ public final class Tensor {
     public private(set) var count: Int
     public private(set) var capacity: Int
     public private(set) var data: UnsafeMutablePointer<Float>
-    /// The storage is a mapping of its own (`mapsLargeBuffers`), not the allocator's.
-    private var mapped = false
+    /// The storage is a mapping of its own (`mapLargeBuffers`), not the allocator's.
+    private var mapped: Bool
 
     public init(shape: [Int]) {
         let n = Tensor.elementCount(shape)
         self.shape = shape
         count = n
         capacity = max(n, 1)
-        data = .allocate(capacity: 1)
-        allocateStorage()
+        (data, mapped) = Tensor.storage(capacity)
         EngineAllocations.add(capacity * MemoryLayout<Float>.stride)
     }
 
@@ -36,16 +35,14 @@ public final class Tensor {
     private static let mapping = Atomic<Bool>(false)
     private static let mappedFloats = 1 << 18
 
-    /// `capacity` zero floats at `data` (the previous storage is the caller's to free).
-    private func allocateStorage() {
-        if capacity >= Tensor.mappedFloats && Tensor.mapping.load(ordering: .relaxed), let p = fkp_map_floats(capacity) {
-            data = p   // zero-filled by the kernel
-            mapped = true
-        } else {
-            data = .allocate(capacity: capacity)
-            data.initialize(repeating: 0, count: capacity)
-            mapped = false
+    /// `capacity` zero floats, and whether they are a mapping of their own.
+    private static func storage(_ capacity: Int) -> (UnsafeMutablePointer<Float>, mapped: Bool) {
+        if capacity >= mappedFloats && mapping.load(ordering: .relaxed), let p = fkp_map_floats(capacity) {
+            return (p, true)   // zero-filled by the kernel
         }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        p.initialize(repeating: 0, count: capacity)
+        return (p, false)
     }
 
     private func freeStorage() {
@@ -73,7 +70,7 @@ public final class Tensor {
             freeStorage()
             EngineAllocations.add((n - capacity) * MemoryLayout<Float>.stride)
             capacity = n
-            allocateStorage()
+            (data, mapped) = Tensor.storage(n)
         }
         shape = newShape
         count = n
@@ -89,7 +86,7 @@ public final class Tensor {
         freeStorage()
         EngineAllocations.add(-(capacity - 1) * MemoryLayout<Float>.stride)
         capacity = 1
-        allocateStorage()
+        (data, mapped) = Tensor.storage(1)
     }
 
     public func zero() { zeroFloats(data, count) }

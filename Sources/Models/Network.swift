@@ -49,8 +49,9 @@ public final class Network {
     /// Multiply-accumulates of one forward pass for one image (convolutions and linear layers),
     /// counted from the layer shapes when the model is built. A training step costs about 3×.
     public let macsPerImage: Int
-    /// The units `--recompute blocks` recomputes: the U-Net's encoder, bottleneck and decoder
-    /// stages, ResNet's residual blocks, MobileNetV2's feature layers, the small nets' stages.
+    /// The units `--recompute blocks` recomputes: the U-Net's levels (encoder to pool, the
+    /// bottleneck, up-convolution to decoder), ResNet's residual blocks, MobileNetV2's feature
+    /// layers, the small nets' stages.
     public let blocks: [Module]
     public var training: Bool {
         get { context.training }
