@@ -13,7 +13,9 @@
 /// second forward sees the same input, weights and batch, computes the same batch statistics, and
 /// starts from the random generator state of the first (dropout draws the same mask). BatchNorm
 /// leaves its running statistics alone the second time (`Context.recomputing`). The cost is one
-/// more forward of every block but the last, and the two copies.
+/// more forward of every block but the last, and the two copies. The blocks' insides come from
+/// one arena whose pages stay mapped (`Tensor.inBlockArena`), so freeing and allocating them
+/// again costs no page faults.
 ///
 /// Models name their blocks (`Network.blocks`); the call forms `module(x, ctx)` and
 /// `module.gradient(dy, ctx)` route those through here, so their forward and backward stay as
@@ -51,7 +53,7 @@ public final class Recomputation {
     func forward(_ module: Module, _ block: Block, _ x: Tensor, _ ctx: Context) -> Tensor {
         unfreed?.releaseBuffers()
         block.random = ctx.random
-        let y = module.forward(x, ctx)
+        let y = Tensor.inBlockArena { module.forward(x, ctx) }
         block.input = ctx.training ? x : nil
         block.output.resize(y.shape)
         block.output.copy(from: y)
@@ -68,13 +70,13 @@ public final class Recomputation {
             let after = ctx.random
             ctx.random = block.random
             ctx.recomputing = true
-            _ = module.forward(x, ctx)
+            _ = Tensor.inBlockArena { module.forward(x, ctx) }
             ctx.recomputing = false
             ctx.random = after
         }
         unfreed = nil
         ctx.earlyRelease = module
-        let dx = module.backward(dy, ctx)
+        let dx = Tensor.inBlockArena { module.backward(dy, ctx) }
         ctx.earlyRelease = nil
         block.gradInput.resize(dx.shape)
         block.gradInput.copy(from: dx)

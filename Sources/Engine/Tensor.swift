@@ -14,15 +14,17 @@ public final class Tensor {
     public private(set) var count: Int
     public private(set) var capacity: Int
     public private(set) var data: UnsafeMutablePointer<Float>
-    /// The storage is a mapping of its own (`mapLargeBuffers`), not the allocator's.
-    private var mapped: Bool
+    /// Where the storage comes from, and so how it is given back.
+    private var storageKind: StorageKind
+
+    enum StorageKind { case heap, mapped, arena }
 
     public init(shape: [Int]) {
         let n = Tensor.elementCount(shape)
         self.shape = shape
         count = n
         capacity = max(n, 1)
-        (data, mapped) = Tensor.storage(capacity)
+        (data, storageKind) = Tensor.storage(capacity)
         EngineAllocations.add(capacity * MemoryLayout<Float>.stride)
     }
 
@@ -31,22 +33,69 @@ public final class Tensor {
     /// freed. Through malloc they would either come back from its heap, whose resident set stays
     /// at a fragmented high-water mark (up to 20 % above the plan), or, past its mmap threshold,
     /// be faulted in 4 KiB at a time on every step (U-Net 96² b8: 63,000 faults, 1.64× the step).
+    /// Inside a recomputed block they come from the block arena instead (`inBlockArena`).
     public static func mapLargeBuffers() { mapping.store(true, ordering: .relaxed) }
     private static let mapping = Atomic<Bool>(false)
-    private static let mappedFloats = 1 << 18
+    /// 1 MiB: where mapping (and the block arena) starts.
+    public static let largeBufferFloats = 1 << 18
 
-    /// `capacity` zero floats, and whether they are a mapping of their own.
-    private static func storage(_ capacity: Int) -> (UnsafeMutablePointer<Float>, mapped: Bool) {
-        if capacity >= mappedFloats && mapping.load(ordering: .relaxed), let p = fkp_map_floats(capacity) {
-            return (p, true)   // zero-filled by the kernel
+    /// Runs `body` (one recomputed block's forward or backward) with its large buffers taken from
+    /// the block arena (CKernels' fkp_arena_floats). Blocks free their insides before the next
+    /// block allocates, so the arena hands the same pages to every block and every step; mapping
+    /// each buffer afresh instead cost the kernel's fault and zero fill of about 1.7 GB a step on
+    /// U-Net 224² b4. Arena contents are unspecified, as after `resize`.
+    /// Only this thread's allocations are affected.
+    public static func inBlockArena<T>(_ body: () -> T) -> T {
+        let depth = fkp_arena_depth()
+        fkp_arena_set_depth(depth + 1)
+        defer { fkp_arena_set_depth(depth) }
+        return body()
+    }
+
+    /// Runs `body` with large buffers taken as outside blocks, inside a block's run: for a buffer
+    /// that outlives the block (the U-Net's skip copies), which would otherwise stay in the arena's
+    /// middle and push the next blocks' buffers past it.
+    public static func outsideBlockArena<T>(_ body: () -> T) -> T {
+        let depth = fkp_arena_depth()
+        fkp_arena_set_depth(0)
+        defer { fkp_arena_set_depth(depth) }
+        return body()
+    }
+
+    /// Gives the block arena's free pages back to the system, for phases outside the steps that
+    /// the memory plan counts without a block's inside (a checkpoint write, the final pictures).
+    /// The next step faults them in once.
+    public static func trimBlockArena() { fkp_arena_trim() }
+
+    /// Buffers of at least this many floats go to the arena inside `inBlockArena`. Tests lower it,
+    /// with the arena poisoned (each buffer NaN when handed out), to show that no layer reads a
+    /// buffer before writing it.
+    public static func setArena(thresholdFloats: Int, poisoned: Bool) {
+        arenaFloats.store(thresholdFloats, ordering: .relaxed)
+        fkp_arena_poison(poisoned ? 1 : 0)
+    }
+    private static let arenaFloats = Atomic<Int>(largeBufferFloats)
+
+    /// `capacity` floats: zero, unless they come from the block arena.
+    private static func storage(_ capacity: Int) -> (UnsafeMutablePointer<Float>, StorageKind) {
+        if fkp_arena_depth() > 0 && capacity >= arenaFloats.load(ordering: .relaxed),
+           let p = fkp_arena_floats(capacity) {
+            return (p, .arena)
+        }
+        if capacity >= largeBufferFloats && mapping.load(ordering: .relaxed), let p = fkp_map_floats(capacity) {
+            return (p, .mapped)   // zero-filled by the kernel
         }
         let p = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
         p.initialize(repeating: 0, count: capacity)
-        return (p, false)
+        return (p, .heap)
     }
 
     private func freeStorage() {
-        if mapped { fkp_unmap_floats(data, capacity) } else { data.deallocate() }
+        switch storageKind {
+        case .heap: data.deallocate()
+        case .mapped: fkp_unmap_floats(data, capacity)
+        case .arena: fkp_arena_free(data, capacity)
+        }
     }
 
     public convenience init(shape: [Int], values: [Float]) {
@@ -70,7 +119,7 @@ public final class Tensor {
             freeStorage()
             EngineAllocations.add((n - capacity) * MemoryLayout<Float>.stride)
             capacity = n
-            (data, mapped) = Tensor.storage(n)
+            (data, storageKind) = Tensor.storage(n)
         }
         shape = newShape
         count = n
@@ -86,7 +135,7 @@ public final class Tensor {
         freeStorage()
         EngineAllocations.add(-(capacity - 1) * MemoryLayout<Float>.stride)
         capacity = 1
-        (data, mapped) = Tensor.storage(1)
+        (data, storageKind) = Tensor.storage(1)
     }
 
     public func zero() { zeroFloats(data, count) }

@@ -138,7 +138,7 @@ final class Skip {
     /// `tensor` is freed at the block's end), a copy.
     fileprivate static func keep(_ tensor: Tensor, in copy: Tensor, _ ctx: Context) -> Tensor {
         guard ctx.recomputation != nil else { return tensor }
-        copy.resize(tensor.shape)
+        Tensor.outsideBlockArena { copy.resize(tensor.shape) }   // it outlives the block
         copy.copy(from: tensor)
         return copy
     }

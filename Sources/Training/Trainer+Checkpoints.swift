@@ -36,6 +36,7 @@ extension Trainer {
     public func saveCheckpoint() throws {
         // Where a rank that stopped is caught: every rank comes here at the same step.
         try collectives.barrier("step \(position.step)'s checkpoint")
+        Tensor.trimBlockArena()
         let words = try communicator.allgather(network.context.random.stateArray.map { Int64(bitPattern: $0) })
         position.randomStates = (0 ..< communicator.size).map { r in words[(r * 4) ..< (r * 4 + 4)].map { UInt64(bitPattern: $0) } }
         position.worldSize = communicator.size

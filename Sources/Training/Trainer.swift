@@ -362,6 +362,7 @@ public final class Trainer {
         let evaluation = try Evaluator.evaluate(network: network, loader: loader, config: config,
                                                 normalisingPair: normalisingPair, communicator: communicator, keepImages: isRoot,
                                                 collectives: collectives)
+        Tensor.trimBlockArena()
         guard isRoot else { return }
         try? Pictures.lossCurves(history, to: options.outDirectory)
         try? Pictures.bestAndWorst(evaluation.images, to: options.outDirectory)

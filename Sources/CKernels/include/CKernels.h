@@ -1,4 +1,5 @@
 #pragma once
+#include <stddef.h>
 // Vectorised kernels the engine cannot express in portable Swift: Swift compiles for the baseline
 // x86-64 (SSE2) and has no per-function target attributes, so these C functions carry AVX-512 and
 // AVX2 versions and pick one on first use (cpuid), like OpenBLAS's DYNAMIC_ARCH.
@@ -83,3 +84,18 @@ void fkp_depthwise3x3_backward(const float *x, const float *dy, long images, lon
    fkp_unmap_floats. NULL when the mapping fails. */
 float *fkp_map_floats(long count);
 void fkp_unmap_floats(float *p, long count);
+
+/* The block arena: buffers allocated while a recomputed block runs. Its pages stay mapped when a
+   buffer is freed, so the next block (and the next step) reuses them without faults or the
+   kernel's zero fill; the resident set is the arena's high-water mark. fkp_arena_floats gives
+   `count` floats of unspecified contents (NaN while poisoned, for tests), or NULL when the arena
+   cannot hold them; fkp_arena_free takes back what it gave, with the same count. fkp_arena_trim
+   gives the pages of every free range back to the system (they are faulted in again when next
+   used). The depth, per thread, says whether this thread runs a block (> 0): the engine takes
+   large buffers from the arena only then. */
+float *fkp_arena_floats(long count);
+void fkp_arena_free(float *p, long count);
+void fkp_arena_trim(void);
+int fkp_arena_depth(void);
+void fkp_arena_set_depth(int depth);
+void fkp_arena_poison(int on);
