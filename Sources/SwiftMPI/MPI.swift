@@ -93,6 +93,9 @@ public enum MPI {
         return level
     }
 
+    /// The thread level MPI granted (single before initialisation).
+    public static var grantedThreadLevel: ThreadLevel { lock.withLock { grantedLevel ?? .single } }
+
     /// The world communicator; initialises MPI (funneled) on first use.
     public static var world: Communicator {
         if let world = lock.withLock({ worldCommunicator }) { return world }

@@ -13,7 +13,9 @@ import SwiftMPI
 /// (`Context.backwardProgress`); parameters are declared in forward order, so once a module is
 /// done every parameter from its first one to the end of the buffer is final, and the buckets
 /// inside that range start at once, while backward goes on. Each report also tests the pending
-/// requests, which is what moves them forward (MPI progresses inside MPI calls).
+/// requests, which is what moves them forward (MPI progresses inside MPI calls), and between
+/// reports a progress thread drives MPI while a layer computes (Open MPI has no asynchronous
+/// progress over TCP: without it, a bucket's transfer stalls for the length of a convolution).
 public final class GradientSync {
     public let communicator: Communicator
     public let bucketElements: Int
@@ -28,13 +30,25 @@ public final class GradientSync {
     private var watchdog: StallWatchdog?
     /// The optimizer step being averaged (named in stall reports).
     public var step = 0
+    /// Drives the buckets forward while backward computes a layer (nil: only at module boundaries).
+    public let progress: ProgressThread?
 
     /// DDP's default bucket (bucket_cap_mb = 25).
     public static let defaultBucketBytes = 25 << 20
+    /// How often the progress thread drives MPI while backward runs (`--mpi-progress-ms`). On 2
+    /// namespace hosts at 1 Gbit/s (resnet50 b8, 1 thread per rank, 3 rounds) it hid 79 % of the
+    /// allreduce against 55 % without, and weak scaling went from 77 % to 87 %; every 0.2 ms hid
+    /// as much but took more of the cores from the computation.
+    public static let defaultProgressInterval = 0.001
 
-    public init(communicator: Communicator, bucketBytes: Int = defaultBucketBytes) {
+    /// `progressInterval`: seconds between the progress thread's calls, for an overlapped sync on
+    /// more than one rank; it needs MPI_THREAD_MULTIPLE (`MPI.initialize`), and without it (or
+    /// with nil) the buckets move only when backward reports a module done.
+    public init(communicator: Communicator, bucketBytes: Int = defaultBucketBytes, progressInterval: Double? = nil) throws {
         self.communicator = communicator
         bucketElements = max(1, bucketBytes / MemoryLayout<Float>.size)
+        progress = communicator.size > 1 && MPI.grantedThreadLevel == .multiple
+            ? try progressInterval.map { try ProgressThread(interval: $0) } : nil
     }
 
     /// Waits for the gradient allreduce under `watchdog` (nil: waits forever), which aborts the job
@@ -59,12 +73,14 @@ public final class GradientSync {
         network.context.backwardProgress = { [unowned self] module in
             if let first = self.firstOffset[ObjectIdentifier(module)] { self.start(from: first) }
         }
+        progress?.resume()
     }
 
     /// Starts what has not started, waits for every bucket, and scales by 1/world.
     public func finish() throws {
         hooked?.backwardProgress = nil
         hooked = nil
+        progress?.pause()
         defer { requests.removeAll(); waiting.removeAll() }
         guard communicator.size > 1, grads.count > 0 else { return }
         start(from: 0)

@@ -24,6 +24,8 @@ public struct RunOptions {
     public var recompute = false
     /// Gradient bucket size for the allreduce.
     public var bucketBytes = GradientSync.defaultBucketBytes
+    /// Seconds between the allreduce progress thread's calls during backward (nil: no thread).
+    public var progressInterval: Double? = GradientSync.defaultProgressInterval
     /// Abort the job when the gradient allreduce waits this long for a rank (nil: wait forever).
     public var stallTimeout: Double? = defaultStallTimeout
     /// Ten minutes: longer than any step or checkpoint write, shorter than a wasted allocation.

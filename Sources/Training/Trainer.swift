@@ -97,7 +97,8 @@ public final class Trainer {
         loss = head.makeLoss()
         normalisingPair = markup.normalisingPair(subset: config.keypoints)
         preprocessing = data.preprocessing
-        sync = GradientSync(communicator: communicator, bucketBytes: options.bucketBytes)
+        sync = try GradientSync(communicator: communicator, bucketBytes: options.bucketBytes,
+                                progressInterval: options.overlap && !options.shardOptimizer ? options.progressInterval : nil)
         let watchdog = options.stallTimeout.flatMap { $0 > 0 && communicator.size > 1 ? StallWatchdog(communicator: communicator, timeout: $0) : nil }
         sync.watchForStalls(watchdog)
         collectives = WatchedCollectives(communicator, watchdog: watchdog)
@@ -177,7 +178,7 @@ public final class Trainer {
         try FileManager.default.createDirectory(at: options.outDirectory, withIntermediateDirectories: true)
         let stale = CheckpointFile.removeStaleTemporaries(in: options.outDirectory)
         progress.log("fkp train: \(config.model) (\(network.parameterCount) parameters) on \(data.train.name), validation \(data.validation.count) faces")
-        progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; \(options.threads) threads per rank (\(options.threadsSource)), OpenBLAS \(BLASCore.description); out \(options.outDirectory.path)")
+        progress.log("ranks \(communicator.size) × batch \(config.batch) × accumulate \(config.accumulate) = global batch \(globalBatch); \(stepsPerEpoch) steps/epoch, \(config.epochs) epochs; \(options.threads) threads per rank (\(options.threadsSource)), OpenBLAS \(BLASCore.description)\(allreduceDescription); out \(options.outDirectory.path)")
         if options.recompute { progress.log("--recompute blocks: \(network.blocks.count) blocks free their activations after forward and recompute them in backward") }
         if !stale.isEmpty { progress.log("removed \(stale.count) temporary file\(stale.count == 1 ? "" : "s") of an interrupted checkpoint write: \(stale.joined(separator: ", "))") }
         if let elasticNote { progress.log(elasticNote) }
@@ -345,6 +346,15 @@ public final class Trainer {
     private func broadcastBuffers() throws {
         guard communicator.size > 1 && network.store.bufferCount > 0 else { return }
         try collectives.broadcast(network.store.state, "step \(position.step)'s BatchNorm buffers")
+    }
+
+    /// How the gradients travel, for the start line (nothing on one rank).
+    private var allreduceDescription: String {
+        guard communicator.size > 1 else { return "" }
+        let thread = sync.progress.map { String(format: ", MPI progress thread every %g ms", $0.interval * 1000) }
+            ?? (options.progressInterval != nil && options.overlap && !options.shardOptimizer
+                ? ", no MPI progress thread (MPI granted \(MPI.grantedThreadLevel), not multiple)" : "")
+        return String(format: "; gradient buckets %g MB", Double(options.bucketBytes) / 1_048_576) + thread
     }
 
     /// `body` with the weights that are evaluated: the moving average with `--ema`, else the trained ones.

@@ -85,11 +85,12 @@ struct BenchTrain: ParsableCommand {
             throw ValidationError(error.description)
         }
         network.recomputesBlocks = recompute
+        try bucket.initializeMPI()
         if MPI.launchedByProcessManager && MPI.world.size > 1 {
             guard !inference && !profile && !profileLayers else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
             runReportingErrors {
                 try DistributedBench(loop: BenchLoop(network: network, batch: batch, inference: false), world: MPI.world,
-                                     model: model, threads: threads, bucketBytes: bucket.bucketBytes)
+                                     model: model, threads: threads, bucketBytes: bucket.bucketBytes, progressInterval: bucket.progressInterval)
                     .run(steps: steps ?? 10, rounds: rounds)
             }
         }

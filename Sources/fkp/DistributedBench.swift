@@ -18,12 +18,13 @@ struct DistributedBench {
     let model: String
     let threads: Int
     let bucketBytes: Int
+    let progressInterval: Double?
 
     /// Global images/s and rank 0's per-step compute and (exposed) allreduce seconds.
     struct Measurement { var rate = 0.0, compute = 0.0, exchange = 0.0 }
 
     func run(steps: Int, rounds: Int) throws {
-        let sync = GradientSync(communicator: world, bucketBytes: bucketBytes)
+        let sync = try GradientSync(communicator: world, bucketBytes: bucketBytes, progressInterval: progressInterval)
         let n = world.size, batch = loop.batch
         for overlap in [false, true, false] { try loop.step(sync: sync, overlap: overlap) }   // warm-up: buffers, caches, connections
         var alone: [Double] = [], independent: [Double] = [], after: [Measurement] = [], overlapped: [Measurement] = []

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SwiftMPI
 import Training
 
 // Option groups shared by the commands (as `ImageLimitOptions`): each option is declared, checked
@@ -41,16 +42,26 @@ struct InputSizeOptions: ParsableArguments {
     var inputSize: InputSize?
 }
 
-/// `--bucket-mb`: the gradient allreduce's bucket size (train and bench train under mpirun).
+/// The gradient allreduce's bucket size and progress thread (train and bench train under mpirun).
 struct BucketOptions: ParsableArguments {
     @Option(help: "Gradient bucket size in MB for the allreduce (PyTorch DDP's bucket_cap_mb).")
     var bucketMb: Double = Double(GradientSync.defaultBucketBytes) / 1_048_576
 
+    @Option(help: "Milliseconds between a helper thread's MPI progress calls while backward computes, so that overlapped buckets keep moving (Open MPI has no asynchronous progress over TCP); 0: none.")
+    var mpiProgressMs: Double = GradientSync.defaultProgressInterval * 1000
+
     func validate() throws {
         guard bucketMb > 0, bucketMb <= 4096 else { throw ValidationError("--bucket-mb must be in (0, 4096]") }
+        guard mpiProgressMs >= 0, mpiProgressMs <= 1000 else { throw ValidationError("--mpi-progress-ms must be in [0, 1000]") }
     }
 
     var bucketBytes: Int { max(4, Int(bucketMb * 1_048_576)) }
+    var progressInterval: Double? { mpiProgressMs > 0 ? mpiProgressMs / 1000 : nil }
+
+    /// Initialises MPI with the thread level the progress thread needs (call before `MPI.world`).
+    func initializeMPI() throws {
+        try MPI.initialize(threadLevel: progressInterval != nil ? .multiple : .funneled)
+    }
 }
 
 /// The data-parallel options of `train` under mpirun.
@@ -73,6 +84,7 @@ struct DistributedOptions: ParsableArguments {
     /// Puts these options into a run's options.
     func apply(to options: inout RunOptions) {
         options.bucketBytes = bucket.bucketBytes
+        options.progressInterval = bucket.progressInterval
         options.overlap = overlap
         options.shardOptimizer = shardOptimizer
         options.stallTimeout = stallTimeout > 0 ? stallTimeout : nil

@@ -156,6 +156,7 @@ struct Train: ParsableCommand {
     func run() throws {
         runReportingErrors {
             var config = try configuration()
+            try distributed.bucket.initializeMPI()
             let world = MPI.world
             let outPath = out ?? "runs/\(config.preset ?? config.model)"
             var runOptions = RunOptions(outDirectory: URL(fileURLWithPath: outPath))

@@ -3,7 +3,8 @@ import SwiftMPI
 
 func selftestMain(_ arguments: [String]) -> Int32 {
     do {
-        try MPI.initialize(threadLevel: .funneled)
+        // The progress thread calls MPI beside the main thread.
+        try MPI.initialize(threadLevel: arguments.first == "progress" ? .multiple : .funneled)
     } catch {
         fputs("swiftmpi-selftest: \(error)\n", stderr)
         return 1
@@ -12,12 +13,14 @@ func selftestMain(_ arguments: [String]) -> Int32 {
     switch arguments.first {
     case "bench":
         return runBench(world, Array(arguments.dropFirst()))
+    case "progress":
+        return runProgress(world)
     case "abort":
         return runAbort(world, code: Int32(arguments.dropFirst().first ?? "") ?? 3)
     case nil, "check":
         return runChecks(world)
     case let other?:
-        fputs("swiftmpi-selftest: unknown mode '\(other)' (use check, bench or abort CODE)\n", stderr)
+        fputs("swiftmpi-selftest: unknown mode '\(other)' (use check, bench, progress or abort CODE)\n", stderr)
         return 2
     }
 }

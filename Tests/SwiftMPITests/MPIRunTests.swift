@@ -39,6 +39,14 @@ final class MPIRunTests: XCTestCase {
         }
     }
 
+    /// A ProgressThread finishes a 32 MiB MPI_Iallreduce while both ranks sleep without MPI calls
+    /// (what lets fkp's gradient buckets move while backward computes a layer).
+    func testProgressThreadMovesAnAllreduceWhileTheCallerSleeps() throws {
+        let result = try ProcessRunner.mpirun(ranks: 2, product: "swiftmpi-selftest", ["progress"], timeout: 60)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(result.stdout.split(separator: "\n").filter { $0.contains("with one yes; sums right") }.count, 2, result.output)
+    }
+
     private func runSelftest(ranks: Int, file: StaticString = #filePath, line: UInt = #line) throws {
         let result = try ProcessRunner.mpirun(ranks: ranks, product: "swiftmpi-selftest", [], timeout: 120)
         XCTAssertEqual(result.status, 0, result.output, file: file, line: line)
