@@ -19,6 +19,8 @@ static inline void *fkp_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status *fkp_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Errhandler fkp_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline MPI_Request fkp_request_null(void) { return MPI_REQUEST_NULL; }
+static inline int fkp_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Info fkp_info_null(void) { return MPI_INFO_NULL; }
 static inline int fkp_max_processor_name(void) { return MPI_MAX_PROCESSOR_NAME; }
 static inline int fkp_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 #endif

@@ -41,6 +41,17 @@ public final class Communicator: @unchecked Sendable {
         try MPI.check(body(handle), function)
     }
 
+    /// How many ranks of this communicator share this rank's memory (run on its node), from
+    /// MPI_Comm_split_type. Collective: every rank must call it.
+    public func ranksOnThisNode() throws -> Int {
+        var node: MPI_Comm? = nil
+        try MPI.check(MPI_Comm_split_type(handle, fkp_comm_type_shared(), 0, fkp_info_null(), &node), "MPI_Comm_split_type")
+        defer { MPI_Comm_free(&node) }
+        var size: Int32 = 0
+        try MPI.check(MPI_Comm_size(node, &size), "MPI_Comm_size")
+        return Int(size)
+    }
+
     /// Aborts every process of the job (not just this rank) with `code`.
     public func abort(code: Int32) -> Never {
         MPI_Abort(handle, code)

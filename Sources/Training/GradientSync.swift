@@ -42,13 +42,16 @@ public final class GradientSync {
     public static let defaultProgressInterval = 0.001
 
     /// `progressInterval`: seconds between the progress thread's calls, for an overlapped sync on
-    /// more than one rank; it needs MPI_THREAD_MULTIPLE (`MPI.initialize`), and without it (or
-    /// with nil) the buckets move only when backward reports a module done.
+    /// ranks of more than one node; it needs MPI_THREAD_MULTIPLE (`MPI.initialize`), and without
+    /// it (or with nil) the buckets move only when backward reports a module done. Collective.
     public init(communicator: Communicator, bucketBytes: Int = defaultBucketBytes, progressInterval: Double? = nil) throws {
         self.communicator = communicator
         bucketElements = max(1, bucketBytes / MemoryLayout<Float>.size)
-        progress = communicator.size > 1 && MPI.grantedThreadLevel == .multiple
-            ? try progressInterval.map { try ProgressThread(interval: $0) } : nil
+        // Only across nodes: between the ranks of one node shared memory moves the buckets in
+        // microseconds, and the thread only takes time from the computation (facenet b32 on 2
+        // ranks of one node: weak scaling 94.8 % without, 91.7 % with).
+        let acrossNodes = communicator.size > 1 && progressInterval != nil ? try communicator.ranksOnThisNode() < communicator.size : false
+        progress = acrossNodes && MPI.grantedThreadLevel == .multiple ? try progressInterval.map { try ProgressThread(interval: $0) } : nil
     }
 
     /// Waits for the gradient allreduce under `watchdog` (nil: waits forever), which aborts the job

@@ -109,7 +109,8 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(output.contains("node1") && output.contains("node2"), "ranks should report different hosts: \(output)")
     }
 
-    /// A short `fkp train` on 2 hosts finishes and rank 0 leaves a checkpoint in the out dir.
+    /// A short `fkp train` on 2 hosts finishes and rank 0 leaves a checkpoint in the out dir. Across
+    /// hosts the buckets get a progress thread (on one host they do not: TrainCommandTests).
     func testShortTrainOnTwoHostsWritesCheckpoint() throws {
         let fkp = try product("fkp")
         let out = TestPaths.temporaryDirectory("fkp-cluster-train")
@@ -118,6 +119,7 @@ final class ClusterTests: XCTestCase {
                                                       "--steps-per-epoch", "4", "--batch", "8", "--out", out.path],
                                            timeout: 300)
         XCTAssertEqual(result.status, 0, result.output)
+        XCTAssert(result.output.contains("gradient buckets 25 MB, MPI progress thread every 1 ms;"), result.output)
         let files = FileManager.default.enumerator(at: out, includingPropertiesForKeys: nil)?
             .compactMap { ($0 as? URL)?.lastPathComponent } ?? []
         XCTAssertTrue(files.contains { $0.hasSuffix(".safetensors.zst") },
