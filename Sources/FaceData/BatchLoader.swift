@@ -152,7 +152,12 @@ final class LoaderCore: @unchecked Sendable {
             free.append(Batch(capacity: options.batchSize, pipeline: pipeline))
         }
         for n in 0..<workers {
-            let thread = Thread { self.work() }
+            let nice = options.workerNice
+            let thread = Thread {
+                // On Linux, who = 0 names the calling thread only, not the whole process.
+                if nice != 0 { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
+                self.work()
+            }
             thread.name = "fkp-loader-\(n)"
             thread.start()
         }

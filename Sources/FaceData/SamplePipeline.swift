@@ -46,6 +46,8 @@ public struct LoaderOptions: Sendable {
     /// Batches prepared ahead of the one in use, and background threads preparing them.
     public var prefetch = 2
     public var workers = 1
+    /// The workers' nice value (0: the caller's priority; 19: only cycles nothing else wants).
+    public var workerNice: Int32 = 0
 
     public init() {}
 }

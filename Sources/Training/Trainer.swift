@@ -68,7 +68,7 @@ public final class Trainer {
         Parallel.setThreads(options.threads)
         data = try TrainingData(config: config, rank: communicator.rank, worldSize: communicator.size,
                                 strict: options.strict, threads: options.loaderThreads, cacheBytes: options.cacheMegabytes << 20,
-                                maxPixels: options.maxPixels)
+                                maxPixels: options.maxPixels, loaderNice: options.loaderNice)
         // PIPNet's neighbours come from the training faces' mean shape (augmented as in training:
         // the flips keep it a face), fixed for the run and stored with its checkpoints.
         if config.task == .pip && config.pipNeighbours == nil {

@@ -20,7 +20,7 @@ public final class TrainingData {
 
     /// `cacheBytes`: decoded faces kept in memory per rank (0 = decode every time).
     public init(config: TrainConfig, rank: Int, worldSize: Int, strict: Bool, threads: Int, cacheBytes: Int = defaultCacheBytes,
-                maxPixels: Int = ImageCodec.defaultMaxPixels) throws {
+                maxPixels: Int = ImageCodec.defaultMaxPixels, loaderNice: Int32 = 0) throws {
         skips = SkipLog()
         let options = DatasetOptions(strict: strict, skips: skips, maxPixels: maxPixels)
         let opened = try openDataset(path: config.data, options: options)
@@ -28,7 +28,8 @@ public final class TrainingData {
         guard dataset.count > 0 else { throw DataError(file: config.data, "the dataset has no usable faces") }
         (train, validation) = TrainingData.split(dataset, config)
         preprocessing = Preprocessing(config: config, markup: dataset.markup)
-        let loaderOptions = TrainingData.loaderOptions(config: config, preprocessing: preprocessing, strict: strict, threads: threads)
+        var loaderOptions = TrainingData.loaderOptions(config: config, preprocessing: preprocessing, strict: strict, threads: threads)
+        loaderOptions.workerNice = loaderNice
         let trainSampler = DistributedSampler(count: train.count, rank: rank, worldSize: worldSize, seed: config.seed)
         trainLoader = try BatchLoader(dataset: train, sampler: trainSampler, options: loaderOptions, skips: skips)
         if validation.count > 0 {

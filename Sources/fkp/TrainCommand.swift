@@ -53,6 +53,8 @@ struct Train: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Re-crop each augmented face around its keypoints so that its box stands to them as the labelled box does (rotation and shear change the face, the framing stays that of evaluation crops).") var reframe: Bool?
     @Option(help: "Stop after this many optimizer steps (as if preempted; the last checkpoint stays).") var stopAfterSteps: Int?
     @Option(help: "Background threads preparing batches.") var loaderThreads = 1
+    @Option(help: "Nice value of the loader threads, 0 to 19 (19: they use only cycles the computation leaves; 0: they compete with it).")
+    var loaderNice: Int32 = RunOptions.defaultLoaderNice
     @Option(help: "Decoded faces kept in memory per rank, MiB (0: decode every epoch).") var cacheMb = TrainingData.defaultCacheBytes >> 20
     @Flag(help: "Stop at the first unreadable sample instead of skipping it.") var strict = false
     @OptionGroup var imageLimit: ImageLimitOptions
@@ -148,6 +150,7 @@ struct Train: ParsableCommand {
         guard config.learningRate > 0, config.learningRate.isFinite else { throw ValidationError("--lr must be positive") }
         guard (0 ... 180).contains(config.augmentRotation ?? 0) else { throw ValidationError("--augment-rotation must be in [0, 180] degrees") }
         guard (0 ..< 1).contains(config.augmentScale ?? 0) else { throw ValidationError("--augment-scale must be in [0, 1)") }
+        guard (0 ... 19).contains(loaderNice) else { throw ValidationError("--loader-nice must be in 0...19") }
         guard (0 ..< 1).contains(config.validationFraction) else { throw ValidationError("--val-split must be in [0, 1)") }
         do { try config.head.check(config) } catch { throw ValidationError("\(error)") }
         return config
@@ -172,6 +175,7 @@ struct Train: ParsableCommand {
             runOptions.initWeights = initWeights
             runOptions.stopAfterSteps = stopAfterSteps
             runOptions.loaderThreads = max(1, loaderThreads)
+            runOptions.loaderNice = loaderNice
             runOptions.cacheMegabytes = max(0, cacheMb)
             if let every = checkpointEvery {
                 if every.hasSuffix("e") {
