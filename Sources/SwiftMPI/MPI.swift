@@ -141,8 +141,15 @@ public enum MPI {
     }
 
     private static func finalizeAtExit() {
-        if isInitialized && !isFinalized { MPI_Finalize() }
+        finalizing.withLock { if isInitialized && !isFinalized { MPI_Finalize() } }
     }
+
+    /// Runs `body` (MPI calls of a helper thread) unless MPI has been finalised, and keeps
+    /// MPI_Finalize at exit from starting while it runs.
+    static func unlessFinalized(_ body: () -> Void) {
+        finalizing.withLock { if !isFinalized { body() } }
+    }
+    private static let finalizing = NSLock()
 
     /// Aborts every process of the job with `code` (MPI_Abort on the world communicator).
     public static func abort(code: Int32) -> Never {

@@ -34,8 +34,11 @@ public final class ProgressThread {
                 while !state.active { state.condition.wait() }
                 let stopped = state.stopped
                 state.condition.unlock()
-                if stopped || MPI.isFinalized { return }
-                MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, state.probe, &flag, fkp_status_ignore())
+                if stopped {
+                    MPI.unlessFinalized { MPI_Comm_free(&state.probe) }
+                    return
+                }
+                MPI.unlessFinalized { MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, state.probe, &flag, fkp_status_ignore()) }
                 var rest = timespec(tv_sec: 0, tv_nsec: nanoseconds)
                 nanosleep(&rest, nil)
             }
