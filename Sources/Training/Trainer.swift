@@ -352,7 +352,7 @@ public final class Trainer {
     private var allreduceDescription: String {
         guard communicator.size > 1 else { return "" }
         let thread = sync.progress.map { String(format: ", MPI progress thread every %g ms", $0.interval * 1000) }
-            ?? (options.progressInterval != nil && options.overlap && !options.shardOptimizer && MPI.grantedThreadLevel != .multiple
+            ?? (options.progressInterval != nil && MPI.grantedThreadLevel != .multiple
                 ? ", no MPI progress thread (MPI granted \(MPI.grantedThreadLevel), not multiple)" : "")
         return String(format: "; gradient buckets %g MB", Double(options.bucketBytes) / 1_048_576) + thread
     }

@@ -85,7 +85,8 @@ struct BenchTrain: ParsableCommand {
             throw ValidationError(error.description)
         }
         network.recomputesBlocks = recompute
-        try bucket.initializeMPI()
+        // A plain one-process bench never starts MPI.
+        if MPI.launchedByProcessManager { try bucket.initializeMPI() }
         if MPI.launchedByProcessManager && MPI.world.size > 1 {
             guard !inference && !profile && !profileLayers else { throw ValidationError("--inference and --profile are for one rank (without mpirun)") }
             runReportingErrors {
