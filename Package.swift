@@ -39,7 +39,7 @@ let package = Package(
         // library paths, which SwiftPM drops: link dlib and what it needs by name.
         .target(name: "CDlibDetector",
                 linkerSettings: [.linkedLibrary("dlib"), .linkedLibrary("lapack"), .linkedLibrary("blas"), .linkedLibrary("m")]),
-        .target(name: "FaceData", dependencies: ["CPNG", "CTurboJPEG", "CDlibDetector"], swiftSettings: fast),
+        .target(name: "FaceData", dependencies: ["CPNG", "CTurboJPEG", "CDlibDetector", "CKernels"], swiftSettings: fast),
         // The file formats: safetensors, zstd frames, checkpoint files and paths, state dicts
         // (PyTorch names). Knows the engine's parameter store, not the trainer.
         .target(name: "Checkpoints", dependencies: ["SwiftMPI", "Engine", "CZstd"], swiftSettings: fast),
@@ -67,7 +67,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Training", "Checkpoints", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
-        .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "TestSupport"], swiftSettings: lang),
+        .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "CKernels", "TestSupport"], swiftSettings: lang),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                     swiftSettings: lang),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine", "FaceData", "TestSupport"], swiftSettings: lang),

@@ -232,11 +232,11 @@ final class LoaderCore: @unchecked Sendable {
 
     /// Loads a record; a bad one is skipped (counted, warned) and replaced by the next index that
     /// loads, so batches keep their size and stay the same on every run. Strict: rethrows.
-    private func load(_ index: Int) throws -> (FaceRecord, Int) {
+    private func load(_ index: Int) throws -> (any SampleFace, Int) {
         var candidate = index
         for _ in 0..<min(dataset.count, 64) {
             do {
-                return (try dataset.record(at: candidate), candidate)
+                return (try dataset.face(at: candidate), candidate)
             } catch let error as DataError {
                 if options.strict { throw error }
                 skips.record(error, source: error.file)

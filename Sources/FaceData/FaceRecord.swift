@@ -43,6 +43,28 @@ public struct FaceRecord: Sendable {
     public var keypointCount: Int { keypoints.count / 2 }
 }
 
+/// What the sample pipeline reads from a face: its labels, its image's size, and one warp of its
+/// pixels into a crop. A `FaceRecord` warps its Float pixels; a `CachedFace` the loader cache's
+/// bytes, without turning the whole image into Floats first.
+public protocol SampleFace: Sendable {
+    /// Interleaved x0, y0, x1, y1, ... in pixels of the image.
+    var keypoints: [Float] { get }
+    var box: Box? { get }
+    var source: String { get }
+    var imageWidth: Int { get }
+    var imageHeight: Int { get }
+    /// `GreyImage.warp`: `transform` maps image pixels to the `width`×`height` crop at `dst`.
+    func warpImage(by transform: Affine2D, into dst: UnsafeMutablePointer<Float>, width: Int, height: Int, fill: Float)
+}
+
+extension FaceRecord: SampleFace {
+    public var imageWidth: Int { image.width }
+    public var imageHeight: Int { image.height }
+    public func warpImage(by transform: Affine2D, into dst: UnsafeMutablePointer<Float>, width: Int, height: Int, fill: Float) {
+        image.warp(by: transform, into: dst, width: width, height: height, fill: fill)
+    }
+}
+
 /// A keypoint markup: how many points, and which point a horizontal flip turns each point into
 /// (left eye corner <-> right eye corner, ...). `flipPermutation[i]` is the new index of point i.
 public struct KeypointMarkup: Sendable, Equatable {
@@ -73,6 +95,12 @@ public protocol FaceDataset: Sendable {
     var markup: KeypointMarkup { get }
     /// Loads record `index`; throws a `DataError` naming the file (and line) on bad input.
     func record(at index: Int) throws -> FaceRecord
+    /// Record `index` as the loader reads it: `record(at:)`, or what a cache keeps of it.
+    func face(at index: Int) throws -> any SampleFace
+}
+
+extension FaceDataset {
+    public func face(at index: Int) throws -> any SampleFace { try record(at: index) }
 }
 
 /// Data errors carry the file (and line, when known) they come from; `description` is one line.

@@ -2,6 +2,7 @@
 /// once) applied once to the pixels with bilinear sampling, and to the keypoints with the same matrix.
 ///
 /// Coordinates: a keypoint (x, y) is in pixel units with pixel (i, j)'s centre at (i, j).
+import CKernels
 import Foundation
 
 /// x' = a·x + b·y + c,  y' = d·x + e·y + f.
@@ -93,6 +94,9 @@ extension GreyImage {
         return GreyImage(width: w, height: h, pixels: out)
     }
 
+    /// How much `warp` shrinks the source before a transform that scales down by 2× or more.
+    static func shrinkFactor(_ transform: Affine2D) -> Int { Int((1 / max(transform.meanScale, 1e-6)).rounded(.down)) }
+
     /// The transform (pixels of `shrunk(by: k)` → pixels of self): block i's centre is k·i + (k-1)/2.
     public static func shrinkTransform(_ k: Int) -> Affine2D {
         let half = Float(k - 1) / 2
@@ -116,7 +120,7 @@ extension GreyImage {
     /// the transform scales down by 2× or more (antialiasing).
     public func warp(by transform: Affine2D, into dst: UnsafeMutablePointer<Float>, width outWidth: Int,
                      height outHeight: Int, fill: Float = 0, clampToEdge: Bool = false) {
-        let factor = Int((1 / max(transform.meanScale, 1e-6)).rounded(.down))
+        let factor = GreyImage.shrinkFactor(transform)
         if factor >= 2 {
             let small = shrunk(by: factor)
             small.warpBilinear(by: GreyImage.shrinkTransform(factor).followed(by: transform), into: dst,
@@ -126,43 +130,22 @@ extension GreyImage {
         }
     }
 
-    /// The hot loop: inverse-maps each output pixel and samples bilinearly; the common interior case
-    /// skips the bounds checks.
     func warpBilinear(by transform: Affine2D, into dst: UnsafeMutablePointer<Float>, width outWidth: Int,
                       height outHeight: Int, fill: Float, clampToEdge: Bool) {
-        let inv = transform.inverted()
-        let maxX = Float(width - 1), maxY = Float(height - 1)
-        let w = width, h = height
-        pixels.withUnsafeBufferPointer { srcBuffer in
-            let src = srcBuffer.baseAddress!
-            for j in 0..<outHeight {
-                let rowX = inv.b * Float(j) + inv.c, rowY = inv.e * Float(j) + inv.f
-                let row = dst + j * outWidth
-                for i in 0..<outWidth {
-                    // Computed afresh per pixel (not accumulated), so rounding does not drift along a row.
-                    let sx = rowX + inv.a * Float(i), sy = rowY + inv.d * Float(i)
-                    let cx = clampToEdge ? min(max(sx, 0), maxX) : sx, cy = clampToEdge ? min(max(sy, 0), maxY) : sy
-                    let xf = cx.rounded(.down), yf = cy.rounded(.down)
-                    let fx = cx - xf, fy = cy - yf
-                    if xf >= 0 && yf >= 0 && xf < Float(w - 1) && yf < Float(h - 1) {
-                        let p = src + Int(yf) * w + Int(xf)
-                        let top = p[0] + (p[1] - p[0]) * fx
-                        let bottom = p[w] + (p[w + 1] - p[w]) * fx
-                        row[i] = top + (bottom - top) * fy
-                    } else if xf < -1 || yf < -1 || xf >= Float(w) || yf >= Float(h) {
-                        row[i] = fill
-                    } else {
-                        let x0 = Int(xf), y0 = Int(yf)
-                        @inline(__always) func at(_ x: Int, _ y: Int) -> Float {
-                            (x >= 0 && x < w && y >= 0 && y < h) ? src[y * w + x] : fill
-                        }
-                        let top = at(x0, y0) + (at(x0 + 1, y0) - at(x0, y0)) * fx
-                        let bottom = at(x0, y0 + 1) + (at(x0 + 1, y0 + 1) - at(x0, y0 + 1)) * fx
-                        row[i] = top + (bottom - top) * fy
-                    }
-                }
-            }
+        pixels.withUnsafeBufferPointer { src in
+            GreyImage.warpBilinear(src.baseAddress!, bytes: false, width: width, height: height, by: transform,
+                                   into: dst, width: outWidth, height: outHeight, fill: fill, clampToEdge: clampToEdge)
         }
+    }
+
+    /// The hot loop (CKernels' fkp_warp_bilinear, vectorised): inverse-maps each output pixel and
+    /// samples bilinearly, from Floats or from bytes read as b / 255 (the loader cache's faces).
+    static func warpBilinear(_ src: UnsafeRawPointer, bytes: Bool, width w: Int, height h: Int, by transform: Affine2D,
+                             into dst: UnsafeMutablePointer<Float>, width outWidth: Int, height outHeight: Int,
+                             fill: Float, clampToEdge: Bool) {
+        let inv = transform.inverted()
+        let coefficients: [Float] = [inv.a, inv.b, inv.c, inv.d, inv.e, inv.f]
+        fkp_warp_bilinear(src, bytes ? 1 : 0, w, h, coefficients, dst, outWidth, outHeight, fill, clampToEdge ? 1 : 0)
     }
 
     /// The region (x, y, width, height) of this image, padded with `fill` where it leaves the image.

@@ -120,16 +120,16 @@ public struct SamplePipeline: Sendable {
     /// Source pixels → crop pixels without augmentation: the face box enlarged by
     /// `options.enlargement`, grown to the crop's aspect ratio around its centre (faces keep their
     /// shape: square crops take the longer side); no box: the whole image.
-    public func cropTransform(for record: FaceRecord) -> Affine2D {
-        cropTransform(box: record.box, imageWidth: record.image.width, imageHeight: record.image.height)
+    public func cropTransform(for record: some SampleFace) -> Affine2D {
+        cropTransform(box: record.box, imageWidth: record.imageWidth, imageHeight: record.imageHeight)
     }
 
     /// The crop transform from a face box moved / scaled by `boxJitter` (a detector's error): the
     /// face lands off-centre and at a different size, keypoints and pixels through the same matrix.
     /// Faces without a box (the whole image) are not jittered.
-    public func cropTransform(for record: FaceRecord, boxJitter: BoxJitter) -> Affine2D {
+    public func cropTransform(for record: some SampleFace, boxJitter: BoxJitter) -> Affine2D {
         guard !boxJitter.isNone, let box = record.box else { return cropTransform(for: record) }
-        return cropTransform(box: boxJitter.apply(to: box), imageWidth: record.image.width, imageHeight: record.image.height)
+        return cropTransform(box: boxJitter.apply(to: box), imageWidth: record.imageWidth, imageHeight: record.imageHeight)
     }
 
     func cropTransform(box: Box?, imageWidth: Int, imageHeight: Int) -> Affine2D {
@@ -151,7 +151,7 @@ public struct SamplePipeline: Sendable {
     /// that box. On ytfaces68 and 300-W's large set the box *is* the keypoints' extent, so a rotated
     /// training face is framed exactly as a validation face is; without reframing, rotation, zoom and
     /// shift leave the face off the box that every evaluation crop is built from.
-    public func sampleTransform(for record: FaceRecord, augmentation: Augmentation) -> Affine2D {
+    public func sampleTransform(for record: some SampleFace, augmentation: Augmentation) -> Affine2D {
         let w = options.width, h = options.height
         guard augmentation.reframe, let box = record.box, let extent = Self.extent(record.keypoints) else {
             return cropTransform(for: record, boxJitter: augmentation.boxJitter)
@@ -187,7 +187,7 @@ public struct SamplePipeline: Sendable {
 
     /// Draws augmentations until the output keypoints stay inside the crop (up to
     /// `attempts` tries); otherwise the identity (the unaugmented crop).
-    public func drawAugmentation(for record: FaceRecord, rng: inout SplitMix64) -> Augmentation {
+    public func drawAugmentation(for record: some SampleFace, rng: inout SplitMix64) -> Augmentation {
         let maxX = Float(options.width - 1), maxY = Float(options.height - 1)
         for _ in 0..<max(options.augmentation.attempts, 1) {
             let augmentation = Augmentation.draw(options.augmentation, rng: &rng)
@@ -204,12 +204,12 @@ public struct SamplePipeline: Sendable {
     /// Writes one sample: `image` (width×height, grey normalised by `options.normalisation`), `keypoints` (2K,
     /// x / width, y / height), `heatmaps` (K planes `heatmapStride` floats apart, when configured; nil
     /// stride: adjacent planes).
-    public func prepare(_ record: FaceRecord, index: Int, augmentation: Augmentation,
+    public func prepare(_ record: some SampleFace, index: Int, augmentation: Augmentation,
                         image: UnsafeMutablePointer<Float>, keypoints: UnsafeMutablePointer<Float>,
                         heatmaps: UnsafeMutablePointer<Float>?, heatmapStride: Int? = nil) -> SampleInfo {
         let w = options.width, h = options.height
         let m = sampleTransform(for: record, augmentation: augmentation)
-        record.image.warp(by: m, into: image, width: w, height: h, fill: options.fill)
+        record.warpImage(by: m, into: image, width: w, height: h, fill: options.fill)
         // Occlusion, blur and gamma (RecipeAugmentation.swift); nothing at their defaults.
         if augmentation.hasPixelEffects { augmentation.applyPixelEffects(to: image, width: w, height: h) }
         let photometric = augmentation.brightness != 0 || augmentation.contrast != 1

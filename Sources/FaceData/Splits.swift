@@ -17,6 +17,7 @@ public struct DatasetSubset: FaceDataset, PersonLabelled {
     public var count: Int { indices.count }
     public var markup: KeypointMarkup { base.markup }
     public func record(at index: Int) throws -> FaceRecord { try base.record(at: indices[index]) }
+    public func face(at index: Int) throws -> any SampleFace { try base.face(at: indices[index]) }
     public func person(at index: Int) -> String { personOf(base, indices[index]) }
 }
 

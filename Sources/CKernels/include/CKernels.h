@@ -52,6 +52,14 @@ void fkp_maxpool2x2_forward(const float *x, long planes, long height, long width
 /// its tap names and 0 everywhere else (windows are disjoint; a last odd row or column is 0).
 void fkp_maxpool2x2_backward(const float *dy, const int *taps, long planes, long height, long width, float *dx);
 
+/// The loader's bilinear warp of a width×height grey image into outWidth×outHeight: output pixel
+/// (i, j) samples the source at (a·i + b·j + c, d·i + e·j + f), `inverse` = {a, b, c, d, e, f}
+/// (the output → source map), each coordinate a product and a sum in that order. Source pixels are
+/// Floats, or with `bytes` 8-bit values read as b · (1/255). Pixels beyond the image count as
+/// `fill`; with `clampToEdge` positions are clamped to the image instead (resizing).
+void fkp_warp_bilinear(const void *src, int bytes, long width, long height, const float *inverse, float *dst,
+                       long outWidth, long outHeight, float fill, int clampToEdge);
+
 /// Callgrind's START_INSTRUMENTATION and STOP_INSTRUMENTATION client requests (no-ops outside
 /// valgrind); fkp_callgrind_hooks is 0 when fkp was built without valgrind's headers, and then
 /// they are no-ops everywhere.
