@@ -30,7 +30,8 @@ public final class TrainingData {
         preprocessing = Preprocessing(config: config, markup: dataset.markup)
         var loaderOptions = TrainingData.loaderOptions(config: config, preprocessing: preprocessing, strict: strict, threads: threads)
         loaderOptions.workerNice = loaderNice
-        let trainSampler = DistributedSampler(count: train.count, rank: rank, worldSize: worldSize, seed: config.seed)
+        let trainSampler = DistributedSampler(count: train.count, rank: rank, worldSize: worldSize, seed: config.seed,
+                                              batchSize: loaderOptions.batchSize)
         trainLoader = try BatchLoader(dataset: train, sampler: trainSampler, options: loaderOptions, skips: skips)
         if validation.count > 0 {
             var evalOptions = loaderOptions

@@ -9,7 +9,10 @@ final class ElasticSamplerTests: XCTestCase {
     /// Global step s covers stream positions s·G ..< (s+1)·G on any number of ranks.
     func stepSamples(count: Int, world: Int, globalBatch: Int, steps: Range<Int>, epoch: Int) -> [Int] {
         let positions = steps.lowerBound * globalBatch ..< steps.upperBound * globalBatch
-        return (0 ..< world).flatMap { DistributedSampler(count: count, rank: $0, worldSize: world, seed: 5).indices(epoch: epoch, positions: positions) }
+        return (0 ..< world).flatMap {
+            DistributedSampler(count: count, rank: $0, worldSize: world, seed: 5, batchSize: globalBatch / world)
+                .indices(epoch: epoch, positions: positions)
+        }
     }
 
     func testAnEpochSplitAcrossWorldSizesVisitsThePermutationOnce() {
@@ -30,12 +33,12 @@ final class ElasticSamplerTests: XCTestCase {
         }
     }
 
-    /// From position 0 a rank's share is exactly its old padded strided shard (same losses as
-    /// before for runs that never change world size); past the end the stream wraps around.
-    func testFromTheStartItIsTheStridedShardAndItWraps() {
+    /// From position 0 a rank's share is its share of the whole padded epoch (a run that never
+    /// changes world size loads the same batches either way); past the end the stream wraps around.
+    func testFromTheStartItIsTheEpochsShareAndItWraps() {
         for world in [1, 2, 3] {
             for rank in 0 ..< world {
-                let sampler = DistributedSampler(count: 30, rank: rank, worldSize: world, seed: 5)
+                let sampler = DistributedSampler(count: 30, rank: rank, worldSize: world, seed: 5, batchSize: 4)
                 XCTAssertEqual(sampler.indices(epoch: 1, positions: 0 ..< 30), sampler.indices(epoch: 1))
             }
         }
@@ -65,5 +68,36 @@ final class ElasticSamplerTests: XCTestCase {
         let visited = try visit(world: 2, batch: 3, positions: 0 ..< 12) + visit(world: 3, batch: 2, positions: 12 ..< 24)
         XCTAssertEqual(visited.sorted(), DistributedSampler(count: 24, seed: 5).globalPermutation(epoch: 1).sorted())
         XCTAssertEqual(Set(visited).count, 24)
+    }
+
+    /// Within each global batch a rank takes the samples it is home to (index mod ranks) first, so
+    /// its cache sees mostly its own faces; every rank still takes exactly its batch, and the step
+    /// covers the same samples as on one rank.
+    func testRanksTakeTheirOwnSamplesFirst() {
+        let count = 1000
+        for (world, batch) in [(2, 32), (4, 16), (3, 5)] {
+            var home = 0, taken = 0
+            for epoch in 0 ..< 3 {
+                let permutation = DistributedSampler(count: count, seed: 9).globalPermutation(epoch: epoch)
+                let shares = (0 ..< world).map {
+                    DistributedSampler(count: count, rank: $0, worldSize: world, seed: 9, batchSize: batch).indices(epoch: epoch)
+                }
+                let steps = (count + world * batch - 1) / (world * batch)
+                for s in 0 ..< steps {
+                    let window = s * world * batch ..< min((s + 1) * world * batch, shares[0].count * world)
+                    var step: [Int] = []
+                    for (rank, share) in shares.enumerated() {
+                        let mine = Array(share[min(s * batch, share.count) ..< min((s + 1) * batch, share.count)])
+                        XCTAssertEqual(mine.count, window.count / world, "\(world) ranks, step \(s)")
+                        home += mine.filter { $0 % world == rank }.count
+                        taken += mine.count
+                        step += mine
+                    }
+                    XCTAssertEqual(step.sorted(), window.map { permutation[$0 % count] }.sorted(), "\(world) ranks, step \(s)")
+                }
+            }
+            // A strided split gives 1/world of a rank's samples from home; this one 80 % or more.
+            XCTAssertGreaterThan(Double(home) / Double(taken), 0.8, "\(world) ranks × batch \(batch)")
+        }
     }
 }

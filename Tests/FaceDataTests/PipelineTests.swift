@@ -144,7 +144,9 @@ final class HeatmapTests: XCTestCase {
 }
 
 final class SamplerTests: XCTestCase {
-    func testTrainingShardsArePaddedStridedSlicesOfOnePermutation() {
+    /// Batch 1: every rank's i-th sample comes from the permutation's i-th group of `world`
+    /// positions (padded by wrapping around), one each.
+    func testTrainingShardsSplitEachGroupOfOnePermutation() {
         for (count, world) in [(10, 3), (240, 2), (7, 4), (5, 1)] {
             let samplers = (0..<world).map { DistributedSampler(count: count, rank: $0, worldSize: world, seed: 9) }
             let shards = samplers.map { $0.indices(epoch: 3) }
@@ -153,7 +155,9 @@ final class SamplerTests: XCTestCase {
             XCTAssertEqual(Set(shards.flatMap { $0 }), Set(0..<count))
             let permutation = samplers[0].globalPermutation(epoch: 3)
             XCTAssertEqual(samplers[world - 1].globalPermutation(epoch: 3), permutation)
-            for r in 0..<world { for (i, index) in shards[r].enumerated() { XCTAssertEqual(index, permutation[(r + i * world) % count]) } }
+            for i in 0..<perRank {
+                XCTAssertEqual(shards.map { $0[i] }.sorted(), (0..<world).map { permutation[(i * world + $0) % count] }.sorted())
+            }
             XCTAssertEqual(Set(samplers.map { $0.batchesPerEpoch(batchSize: 4) }).count, 1)
         }
         let s = DistributedSampler(count: 100, seed: 1)
