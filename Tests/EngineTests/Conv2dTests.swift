@@ -20,6 +20,47 @@ final class Conv2dTests: XCTestCase {
         }
     }
 
+    /// Stride-2 im2col and col2imAdd (CKernels' fkp_gather_even / fkp_scatter_add_even) give the
+    /// same bits as plain loops on every instruction set, at widths around the vector length, with
+    /// and without padding, and with -0 in dx (which col2imAdd must leave alone where no tap lands:
+    /// the odd columns of a 1×1 stride-2 convolution, ResNet's downsampling).
+    func testStride2ColumnsAreBitExactOnEveryInstructionSet() {
+        defer { _ = DirectConv3x3.useInstructionSet("avx512") || DirectConv3x3.useInstructionSet("avx2") }
+        let versions = ["avx512", "avx2", "generic"].filter { DirectConv3x3.useInstructionSet($0) }
+        XCTAssertFalse(versions.isEmpty)
+        for (h, w, k, p) in [(9, 33, 3, 0), (10, 35, 3, 1), (7, 16, 3, 1), (5, 17, 3, 0), (6, 3, 3, 1), (6, 40, 1, 0), (5, 19, 1, 0)] {
+            let g = ConvGeometry(channels: 2, batch: 2, height: h, width: w, kernel: k, stride: 2, padding: p)
+            let x = GradCheck.randomTensor([2 * 2 * h * w], seed: 11).toArray()
+            let col = GradCheck.randomTensor([g.rows * g.columns], seed: 12).toArray()
+            // Plain loops: the definitions.
+            var colExpected = [Float](repeating: 0, count: g.rows * g.columns)
+            var dxExpected = [Float](repeating: -0.0, count: x.count)
+            for c in 0 ..< 2 { for i in 0 ..< k { for j in 0 ..< k {
+                let row = (c * k + i) * k + j
+                for n in 0 ..< 2 { for oh in 0 ..< g.outHeight { for ow in 0 ..< g.outWidth {
+                    let (ih, iw) = (oh * 2 - p + i, ow * 2 - p + j)
+                    guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
+                    let at = (c * 2 + n) * h * w + ih * w + iw, column = (n * g.outHeight + oh) * g.outWidth + ow
+                    colExpected[row * g.columns + column] = x[at]
+                    dxExpected[at] += col[row * g.columns + column]
+                } } }
+            } } }
+            for version in versions {
+                XCTAssertTrue(DirectConv3x3.useInstructionSet(version))
+                var got = [Float](repeating: .nan, count: colExpected.count)
+                var dx = [Float](repeating: -0.0, count: x.count)
+                x.withUnsafeBufferPointer { xs in got.withUnsafeMutableBufferPointer {
+                    im2col(xs.baseAddress!, $0.baseAddress!, g, outputRows: 0 ..< 2 * g.outHeight)
+                } }
+                col.withUnsafeBufferPointer { cs in dx.withUnsafeMutableBufferPointer {
+                    col2imAdd(cs.baseAddress!, $0.baseAddress!, g, outputRows: 0 ..< 2 * g.outHeight)
+                } }
+                XCTAssertEqual(got.map(\.bitPattern), colExpected.map(\.bitPattern), "im2col \(version) \(h)x\(w) k\(k) p\(p)")
+                XCTAssertEqual(dx.map(\.bitPattern), dxExpected.map(\.bitPattern), "col2imAdd \(version) \(h)x\(w) k\(k) p\(p)")
+            }
+        }
+    }
+
     func testGradientsMatchFiniteDifferences() {
         for (k, s, p) in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0)] {
             let store = ParameterStore()

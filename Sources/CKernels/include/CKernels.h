@@ -52,6 +52,13 @@ void fkp_maxpool2x2_forward(const float *x, long planes, long height, long width
 /// its tap names and 0 everywhere else (windows are disjoint; a last odd row or column is 0).
 void fkp_maxpool2x2_backward(const float *dy, const int *taps, long planes, long height, long width, float *dx);
 
+/// dst[i] = src[2·i] for i < count (im2col's stride-2 rows); reads src[0 … 2·count − 2] only.
+void fkp_gather_even(const float *src, float *dst, long count);
+
+/// dst[2·i] += src[i] for i < count (its adjoint, col2im); reads and writes dst[0 … 2·count − 2]
+/// only, and the elements between keep their bits.
+void fkp_scatter_add_even(const float *src, float *dst, long count);
+
 /// The loader's bilinear warp of a width×height grey image into outWidth×outHeight: output pixel
 /// (i, j) samples the source at (a·i + b·j + c, d·i + e·j + f), `inverse` = {a, b, c, d, e, f}
 /// (the output → source map), each coordinate a product and a sum in that order. Source pixels are
