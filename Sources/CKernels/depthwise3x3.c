@@ -12,12 +12,10 @@
 #define LANES 16   // weight-gradient accumulators per tap (one AVX-512 register, two AVX2 ones)
 #define SLACK 16   // zeros after each bordered plane: the last grid row's junk columns read past it
 #define RUN_FLOATS 12288   // images per call: as many as keep the scratch within this (48 KB, about L1)
-#define AI __attribute__((always_inline))
 
-// Eight floats, unaligned: the (de)interleaving loops below use shuffles on them, because the
-// compiler turns stride-2 loads and stores into gathers and scatters (they topped perf's profile of
-// a 56×56 stride-2 forward; with shuffles it is 1.3× faster and waits on loading its input).
-typedef float f8 __attribute__((vector_size(32), aligned(4)));
+// The (de)interleaving loops below shuffle isa.h's f8, because the compiler turns stride-2 loads
+// and stores into gathers and scatters (they topped perf's profile of a 56×56 stride-2 forward;
+// with shuffles it is 1.3× faster and waits on loading its input).
 
 // The kernels run over a "grid": output position q = I·G + j with a row stride G a little wider
 // than the output (junk columns j ≥ Wo are computed and dropped), and the images of the run

@@ -11,17 +11,8 @@
 #include "CKernels.h"
 #include "isa.h"
 
-#define AI __attribute__((always_inline))
-// The vector helpers below take and return 32-byte vectors; they are always inlined into the
-// target-attributed functions, so the baseline version's "AVX vector argument" ABI warning is moot.
-#pragma clang diagnostic ignored "-Wpsabi"
-
-// Eight floats or int32s, unaligned. Stride-2 columns come from two loads and a shuffle (the
-// compiler makes gathers of strided loads).
-typedef float f8 __attribute__((vector_size(32), aligned(4)));
+// Eight int32s beside isa.h's eight floats, unaligned.
 typedef int i8 __attribute__((vector_size(32), aligned(4)));
-
-static inline AI f8 load8(const float *p) { return *(const f8 *)p; }
 
 /// p[0], p[2], …, p[14], reading p[0…14] only (the second load overlaps the first by one float, so
 /// a vector whose last lane reads the last column of the last row stays inside the buffer).

@@ -6,11 +6,6 @@
 #include "CKernels.h"
 #include "isa.h"
 
-#define AI __attribute__((always_inline))
-#pragma clang diagnostic ignored "-Wpsabi"
-typedef float f8 __attribute__((vector_size(32), aligned(4)));
-
-static inline AI f8 load8(const float *p) { return *(const f8 *)p; }
 static inline AI void store8(float *p, f8 v) { *(f8 *)p = v; }
 
 /// Eight at a time while the two loads (16 floats) stay inside src[0 … 2·count − 2].

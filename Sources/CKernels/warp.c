@@ -15,7 +15,6 @@
 #endif
 
 #pragma clang fp contract(off)
-#define AI __attribute__((always_inline))
 
 /// Pixel i of the source as a grey value.
 static inline AI float value(const void *src, int bytes, long i) {
@@ -65,8 +64,8 @@ static inline AI void position(const float *inv, long w, long h, int clamp, long
     *cy = sy;
 }
 
-static inline AI void warp_rows_generic(const void *src, int bytes, long w, long h, const float *inv, float *dst,
-                                        long outW, long outH, float fill, int clamp) {
+static void warp_generic(const void *src, int bytes, long w, long h, const float *inv, float *dst, long outW,
+                         long outH, float fill, int clamp) {
     for (long j = 0; j < outH; j++) {
         float rowX = inv[1] * (float)j + inv[2], rowY = inv[4] * (float)j + inv[5];
         for (long i = 0; i < outW; i++) {
@@ -75,11 +74,6 @@ static inline AI void warp_rows_generic(const void *src, int bytes, long w, long
             dst[j * outW + i] = pixel1(src, bytes, w, h, cx, cy, fill);
         }
     }
-}
-
-static void warp_generic(const void *src, int bytes, long w, long h, const float *inv, float *dst, long outW,
-                         long outH, float fill, int clamp) {
-    warp_rows_generic(src, bytes, w, h, inv, dst, outW, outH, fill, clamp);
 }
 
 #ifdef FKP_X86
@@ -120,7 +114,7 @@ AVX2 static inline AI __m256 inside8(const void *src, int bytes, long w, __m256 
 AVX2 static void warp_avx2(const void *src, int bytes, long w, long h, const float *inv, float *dst, long outW,
                            long outH, float fill, int clamp) {
     if (clamp || w * h > INT32_MAX) {
-        warp_rows_generic(src, bytes, w, h, inv, dst, outW, outH, fill, clamp);
+        warp_generic(src, bytes, w, h, inv, dst, outW, outH, fill, clamp);
         return;
     }
     const __m256 lanes = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);

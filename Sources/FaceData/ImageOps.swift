@@ -144,8 +144,11 @@ extension GreyImage {
                              into dst: UnsafeMutablePointer<Float>, width outWidth: Int, height outHeight: Int,
                              fill: Float, clampToEdge: Bool) {
         let inv = transform.inverted()
-        let coefficients: [Float] = [inv.a, inv.b, inv.c, inv.d, inv.e, inv.f]
-        fkp_warp_bilinear(src, bytes ? 1 : 0, w, h, coefficients, dst, outWidth, outHeight, fill, clampToEdge ? 1 : 0)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6) { coefficients in
+            (coefficients[0], coefficients[1], coefficients[2]) = (inv.a, inv.b, inv.c)
+            (coefficients[3], coefficients[4], coefficients[5]) = (inv.d, inv.e, inv.f)
+            fkp_warp_bilinear(src, bytes ? 1 : 0, w, h, coefficients.baseAddress!, dst, outWidth, outHeight, fill, clampToEdge ? 1 : 0)
+        }
     }
 
     /// The region (x, y, width, height) of this image, padded with `fill` where it leaves the image.
