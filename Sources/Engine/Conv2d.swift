@@ -3,6 +3,8 @@
 ///
 /// `forward` and `backward` only pick one kernel path from the layer's shape (`Path`) and call it;
 /// each path's forward and backward are laid out next to each other below:
+///   Winograd 3×3 — 3×3, stride 1, padding 1, at least 32 channels in and out, no fused ReLU:
+///                  F(4×4, 3×3) transforms and 36 GEMMs (`Winograd3x3.applies`; Winograd3x3.swift)
 ///   direct 3×3   — 3×3, stride 1, padding 1, up to 256 channels in whole weight blocks, planes at
 ///                  least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
 ///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix itself; one GEMM
@@ -60,9 +62,10 @@ public final class Conv2d: Module, InputGradientOptional {
     }
 
     /// The kernel path of a convolution: from its shape alone, so forward and backward agree.
-    enum Path { case direct3x3, pointwise, im2col }
+    enum Path { case winograd3x3, direct3x3, pointwise, im2col }
 
     func path(_ g: ConvGeometry) -> Path {
+        if !fusedReLU && Winograd3x3.applies(g, outChannels: outChannels) { return .winograd3x3 }
         if DirectConv3x3.applies(g, outChannels: outChannels) { return .direct3x3 }
         return g.isPointwise ? .pointwise : .im2col
     }
@@ -73,6 +76,9 @@ public final class Conv2d: Module, InputGradientOptional {
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
         input = ctx.training ? x : nil
         switch path(g) {
+        case .winograd3x3:
+            Winograd3x3.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, output.data, g,
+                                outChannels: outChannels, workspace: ctx.workspace)
         case .direct3x3: forwardDirect3x3(x, g, ctx)
         case .pointwise: forwardPointwise(x, g)
         case .im2col: forwardIm2col(x, g, ctx)
@@ -87,6 +93,11 @@ public final class Conv2d: Module, InputGradientOptional {
         checkShape(dy.count == outChannels * g.columns, typeDescription, "gradient shape \(dy.shape) for output \(output.shape)")
         if computesInputGradient { gradInput.resize(x.shape) }
         switch path(g) {
+        case .winograd3x3:
+            addBiasGradient(dy, g)
+            Winograd3x3.backward(x.data, dy.data, weight: store.value(weight), weightGradient: store.grad(weight),
+                                 inputGradient: computesInputGradient ? gradInput.data : nil, g,
+                                 outChannels: outChannels, workspace: ctx.workspace)
         case .direct3x3: backwardDirect3x3(dy, x, g, ctx)
         case .pointwise: backwardPointwise(dy, x, g)
         case .im2col: backwardIm2col(dy, x, g, ctx)
@@ -102,6 +113,11 @@ public final class Conv2d: Module, InputGradientOptional {
         ledger.keep(.output, floats: outFloats, typeDescription)
         if computesInputGradient { ledger.keep(.gradient, floats: Tensor.elementCount(x), typeDescription) }
         switch path(g) {
+        case .winograd3x3:
+            ledger.workspace(floats: Winograd3x3.forwardScratchFloats(g, outChannels: outChannels, threads: ledger.threads),
+                             typeDescription)
+            ledger.workspace(floats: Winograd3x3.backwardScratchFloats(g, outChannels: outChannels, threads: ledger.threads),
+                             typeDescription)
         case .direct3x3:
             ledger.workspace(floats: DirectConv3x3.forwardScratchFloats(g, outChannels: outChannels), typeDescription)
             ledger.workspace(floats: DirectConv3x3.backwardScratchFloats(g, outChannels: outChannels,

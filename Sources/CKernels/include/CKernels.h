@@ -114,3 +114,31 @@ void fkp_arena_trim(void);
 int fkp_arena_depth(void);
 void fkp_arena_set_depth(int depth);
 void fkp_arena_poison(int on);
+
+/// Winograd F(4×4, 3×3) for 3×3, stride-1, padding-1 convolutions (Sources/Engine/Winograd3x3.swift).
+/// An H×W plane has th = ⌈H/4⌉ × tw = ⌈W/4⌉ tiles, row-major; tile (ty, tx) reads the 6×6 window
+/// of the zero-padded plane at rows 4ty − 1 … 4ty + 4, columns 4tx − 1 … 4tx + 4, and gives the 4×4
+/// outputs at rows 4ty …, columns 4tx …. The transform functions work on the tile rows
+/// [ty0, ty1) of one plane; position p (0 … 35, row-major in the 6×6 tile) of tile (ty, tx) is at
+/// base[p·positionStride + (ty − ty0)·tw + tx]. `scratch`: fkp_winograd_scratch_floats(width) floats.
+long fkp_winograd_scratch_floats(long width);
+/// v = Bᵀ d B for every tile d of the rows.
+void fkp_winograd_input(const float *x, long height, long width, long ty0, long ty1, float *v, long positionStride,
+                        float *scratch);
+/// y = Aᵀ m A + bias for every tile m of the rows: output rows 4·ty0 … 4·ty1 − 1 (those below H).
+void fkp_winograd_output(const float *m, long positionStride, long height, long width, long ty0, long ty1, float bias,
+                         float *y, float *scratch);
+/// dm = A dy Aᵀ for every tile of dy (zero beyond H×W): the adjoint of fkp_winograd_output.
+void fkp_winograd_output_adjoint(const float *dy, long height, long width, long ty0, long ty1, float *dm,
+                                 long positionStride, float *scratch);
+/// The adjoint of fkp_winograd_input: Σ over the rows' tiles of B dv Bᵀ, placed on the overlapping
+/// windows, the padding dropped. dx's image rows 4·ty0 − 1 … 4·ty1 − 2 are overwritten with it. The
+/// tiles also reach rows 4·ty1 − 1 and 4·ty1: when ty1 = th those are written to dx too (if inside the
+/// image), otherwise to `carry` (2 × W floats) for the caller to add onto dx after the next run's pass.
+void fkp_winograd_input_adjoint(const float *dv, long positionStride, long height, long width, long ty0, long ty1,
+                                float *dx, float *carry, float *scratch);
+/// u = G w Gᵀ for `count` 3×3 filters (row-major, one after the other); filter f's position p at
+/// u[p·positionStride + f].
+void fkp_winograd_weights(const float *w, long count, float *u, long positionStride);
+/// dw[f] += Gᵀ du_f G: the adjoint of fkp_winograd_weights, added on.
+void fkp_winograd_weights_adjoint(const float *du, long positionStride, long count, float *dw);
