@@ -52,8 +52,9 @@ static inline AI void split_row(const float *src, long n, long offset, float *ph
     for (long t = 0; t < pw; t += 8) {
         long first = 4 * t + offset;
         if (src && first >= 0 && first + 32 <= n) { split32(src + first, ph + t, pw); continue; }
-        float edge[32];
-        for (int i = 0; i < 32; i++) edge[i] = src && first + i >= 0 && first + i < n ? src[first + i] : 0;
+        float edge[32] = {0};
+        long lo = first > 0 ? first : 0, hi = first + 32 < n ? first + 32 : n;
+        if (src && lo < hi) memcpy(edge + (lo - first), src + lo, sizeof(float) * (hi - lo));
         split32(edge, ph + t, pw);
     }
 }
@@ -79,8 +80,8 @@ static inline AI void join_row(const float *ph, long pw, float *dst, long n, lon
         if (first >= 0 && first + 32 <= n) { join32(ph + t, pw, dst + first, bias); continue; }
         float edge[32];
         join32(ph + t, pw, edge, bias);
-        for (int i = 0; i < 32; i++)
-            if (first + i >= 0 && first + i < n) dst[first + i] = edge[i];
+        long lo = first > 0 ? first : 0, hi = first + 32 < n ? first + 32 : n;
+        memcpy(dst + lo, edge + (lo - first), sizeof(float) * (hi - lo));
     }
 }
 

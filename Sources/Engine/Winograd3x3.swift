@@ -13,20 +13,23 @@ import CKernels
 /// The gradients are the exact adjoints of the forward transforms, so they match what the
 /// forward computes, not just the convolution it approximates. Rounding: the transforms scale
 /// values by up to 8× (Aᵀ) and 5× (Bᵀ) before they cancel, so the error is larger than a direct
-/// sum's: WinogradTests bounds it at 1e-4 of the output's scale (largest |y|), 2e-4 for the
-/// gradients, against Reference.swift's double-precision convolution (measured: 1–3e-6 direct,
-/// 1–2e-5 Winograd). Every output is summed in a fixed order whatever the thread count: each
-/// GEMM is one single-threaded call, each transform one plane at a time.
+/// sum's: WinogradTests bounds it at 1e-4 of each result's scale (its largest magnitude), for
+/// y, dx, dW and db, against Reference.swift's loops (measured: 0.3–11e-6 with 32–136
+/// channels). Every output is summed in a fixed order whatever the thread count (see `Plan`).
 public enum Winograd3x3 {
-    /// Whether a convolution runs here: 3×3, stride 1, padding 1, at least `minimumChannels` in
-    /// and out, no fused ReLU (see Conv2d.path). Below that the transforms cost more than the
-    /// multiplies they save (measured per layer, see docs/PERFORMANCE.md).
+    /// Whether a convolution runs here: 3×3, stride 1, padding 1, no fused ReLU (see
+    /// Conv2d.path), planes of at least 7×7, and either 128 channels or more in and out, or 32 or
+    /// more on planes of at least 56×56. Measured per layer against the direct kernel and im2col
+    /// (docs/PERFORMANCE.md, "Winograd"): the transforms cost about the same per tile whatever the
+    /// channels, and on small planes their vectors are part empty, so with 32–64 channels on planes
+    /// of 6²–48² Winograd was up to 45 % slower; on 7²–14² planes with 128–512 channels, and from
+    /// 56² up with 32 or more, it was 1.1–2.9× faster.
     public static func applies(_ g: ConvGeometry, outChannels: Int) -> Bool {
-        g.kernel == 3 && g.stride == 1 && g.padding == 1 && min(g.channels, outChannels) >= minimumChannels
-            && g.height >= 4 && g.width >= 4
+        let channels = min(g.channels, outChannels)
+        return g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.height >= 7 && g.width >= 7
+            && (channels >= 128 || channels >= 32 && g.height * g.width >= 56 * 56)
     }
 
-    static let minimumChannels = 32
     static let positions = 36
 
     /// How many blocks of tiles a layer's steps run in (1: the whole batch at once; see `Plan`).
