@@ -1,9 +1,12 @@
 import CKernels
 
-/// Direct 3×3 convolution (stride 1, padding 1) for the wide, shallow layers where im2col + GEMM
-/// is weak: with 16–64 channels the column matrix (9× the input) is written, then packed again by
-/// OpenBLAS, and both cost as much as the multiply. Here each plane is copied once into a
-/// zero-bordered "flat" plane (see CKernels.h) and the kernels read it in place.
+/// Direct 3×3 convolution (stride 1, padding 1 or 0) for the wide, shallow layers where im2col +
+/// GEMM is weak: with 16–64 channels the column matrix (9× the input) is written, then packed
+/// again by OpenBLAS, and both cost as much as the multiply. Here each plane is copied once into a
+/// zero-bordered "flat" plane (see CKernels.h) and the kernels read it in place. Every flat plane
+/// has row stride S = W + 2: with padding 1 the input gets a border of 1 and dy (for the input
+/// gradient, a full correlation) a border of 1; unpadded, the input gets no border (two zero
+/// columns on the right) and dy a border of 2, so the same kernels serve both.
 ///
 ///   forward:          grid[o] = Σ_c x̂[c] ⋆ W[o, c]              (x̂: bordered input)
 ///   input gradient:   grid[c] = Σ_o d̂y[o] ⋆ rot180(W[o, c])     (the same kernel, weights flipped)
@@ -23,29 +26,38 @@ public enum DirectConv3x3 {
     /// Output positions per piece of work (a fixed band, so the pieces follow the shape alone).
     static let band = 32 * chunk
 
-    /// Whether a convolution runs here: 3×3, stride 1, padding 1, channels in whole weight blocks,
-    /// and planes wide enough that the junk columns (2 per row) cost little. Measured per layer
-    /// shape against im2col + GEMM on 1 and 2 threads (U-Net and ResNet shapes, 16–512 channels,
-    /// 6²–224²): 1.2–2.5× faster forward and backward up to 256 channels from 8² up; at 512
-    /// channels or 6² planes im2col + GEMM is as fast or faster.
+    /// Whether a convolution runs here: 3×3, stride 1, padding 1 or 0, channels in whole weight
+    /// blocks, and planes wide enough that the junk columns (2 per row, 4 unpadded) cost little.
+    /// Measured per layer shape against im2col + GEMM on 1 and 2 threads (U-Net and ResNet shapes,
+    /// 16–512 channels, 6²–224²): 1.2–2.5× faster forward and backward up to 256 channels from 8²
+    /// up; at 512 channels or 6² planes im2col + GEMM is as fast or faster. Unpadded: facenet's
+    /// 16→32 and 32→32 layers (39×29 and 37×27 planes), see docs/PERFORMANCE.md.
     public static func applies(_ g: ConvGeometry, outChannels: Int) -> Bool {
-        g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.channels % block == 0 && outChannels % block == 0
-            && g.width >= 8 && max(g.channels, outChannels) <= 256
+        g.kernel == 3 && g.stride == 1 && (g.padding == 1 || g.padding == 0) && g.channels % block == 0
+            && outChannels % block == 0 && g.width >= 8 && max(g.channels, outChannels) <= 256
     }
 
-    /// Sizes of the flat planes of one geometry.
+    /// Sizes of the flat planes of one geometry (padding p; output Ho × Wo = H + 2p − 2 × W + 2p − 2).
     struct Layout {
-        let rowStride: Int   // S = W + 2
-        let bordered: Int    // floats per zero-bordered plane: (H + 2)·S + slack
-        let grid: Int        // floats per output-grid plane: H·S rounded up to whole chunks
-        let height: Int, width: Int
+        let rowStride: Int      // S = W + 2
+        let bordered: Int       // floats per flat plane, input or dy: (H + 2)·S + slack (enough for both)
+        let outputGrid: Int     // floats per output-grid plane: Ho·S rounded up to whole chunks
+        let inputGrid: Int      // floats per input-gradient grid plane: H·S, likewise
+        let height: Int, width: Int, outHeight: Int, outWidth: Int
+        let inputBorder: Int    // p
+        let gradientBorder: Int // 2 − p: dy's border for the full correlation that gives dx
 
         init(_ g: ConvGeometry) {
-            height = g.height; width = g.width
+            height = g.height; width = g.width; outHeight = g.outHeight; outWidth = g.outWidth
+            inputBorder = g.padding; gradientBorder = 2 - g.padding
             rowStride = g.width + 2
             bordered = (g.height + 2) * rowStride + Int(FKP_CONV3X3_SLACK)
-            grid = (g.height * rowStride + DirectConv3x3.chunk - 1) / DirectConv3x3.chunk * DirectConv3x3.chunk
+            func chunks(_ n: Int) -> Int { (n + DirectConv3x3.chunk - 1) / DirectConv3x3.chunk * DirectConv3x3.chunk }
+            outputGrid = chunks(outHeight * rowStride); inputGrid = chunks(height * rowStride)
         }
+
+        /// Where dy's output grid (q = i·S + j) starts inside its bordered plane.
+        var gradientOrigin: Int { gradientBorder * rowStride + gradientBorder }
     }
 
     // x: [Cin, N, H, W] → y: [Cout, N, H, W] (+ bias, fused ReLU)
@@ -54,11 +66,12 @@ public enum DirectConv3x3 {
         let layout = Layout(g), n = g.batch, cin = g.channels
         let scratch = workspace.floats(forwardScratchFloats(g, outChannels: outChannels))
         let bordered = scratch, grid = bordered + cin * n * layout.bordered
-        let packed = grid + outChannels * n * layout.grid
-        border(x, planes: cin * n, layout, into: bordered)
+        let packed = grid + outChannels * n * layout.outputGrid
+        border(x, planes: cin * n, height: g.height, width: g.width, border: layout.inputBorder, layout, into: bordered)
         pack(w, outChannels: outChannels, inChannels: cin, flipped: false, into: packed)
-        convolve(bordered, channels: cin, packed, outChannels: outChannels, into: grid, layout, batch: n)
-        unborder(grid, planes: outChannels * n, layout, into: y, bias: bias, batch: n, relu: relu)
+        convolve(bordered, channels: cin, packed, outChannels: outChannels, into: grid, gridFloats: layout.outputGrid, layout, batch: n)
+        unborder(grid, planes: outChannels * n, height: g.outHeight, width: g.outWidth, gridFloats: layout.outputGrid, layout,
+                 into: y, bias: bias, batch: n, relu: relu)
     }
 
     /// dy: [Cout, N, H, W]; dW += ∂/∂W, db += Σ dy (when given), dx = ∂/∂x (when given). With
@@ -68,12 +81,13 @@ public enum DirectConv3x3 {
                          biasGradient db: UnsafeMutablePointer<Float>?, inputGradient dx: UnsafeMutablePointer<Float>?,
                          _ g: ConvGeometry, outChannels: Int, workspace: Workspace) {
         let layout = Layout(g), n = g.batch, cin = g.channels
-        let gridFloats = dx == nil ? 0 : cin * n * layout.grid
+        let gridFloats = dx == nil ? 0 : cin * n * layout.inputGrid
         let scratch = workspace.floats(backwardScratchFloats(g, outChannels: outChannels, inputGradient: dx != nil))
         let borderedX = scratch, borderedDy = borderedX + cin * n * layout.bordered
         let grid = borderedDy + outChannels * n * layout.bordered, packed = grid + gridFloats
-        border(x, planes: cin * n, layout, into: borderedX)
-        border(dy, planes: outChannels * n, layout, into: borderedDy, mask: reluOutput)
+        border(x, planes: cin * n, height: g.height, width: g.width, border: layout.inputBorder, layout, into: borderedX)
+        border(dy, planes: outChannels * n, height: g.outHeight, width: g.outWidth, border: layout.gradientBorder, layout,
+               into: borderedDy, mask: reluOutput)
         if let db {
             Parallel.chunks(outChannels, work: outChannels * n * layout.bordered) { start, end in
                 for o in start ..< end {
@@ -84,37 +98,38 @@ public enum DirectConv3x3 {
         weightGradient(borderedDy, borderedX, into: dW, layout, inChannels: cin, outChannels: outChannels, batch: n)
         guard let dx else { return }
         pack(w, outChannels: outChannels, inChannels: cin, flipped: true, into: packed)
-        convolve(borderedDy, channels: outChannels, packed, outChannels: cin, into: grid, layout, batch: n)
-        unborder(grid, planes: cin * n, layout, into: dx, bias: nil, batch: n, relu: false)
+        convolve(borderedDy, channels: outChannels, packed, outChannels: cin, into: grid, gridFloats: layout.inputGrid, layout, batch: n)
+        unborder(grid, planes: cin * n, height: g.height, width: g.width, gridFloats: layout.inputGrid, layout,
+                 into: dx, bias: nil, batch: n, relu: false)
     }
 
     /// Forward's workspace: the bordered input planes [Cin, N], the output-grid planes [Cout, N]
     /// and the packed weights (also `Conv2d.planMemory`'s figure).
     static func forwardScratchFloats(_ g: ConvGeometry, outChannels: Int) -> Int {
         let layout = Layout(g)
-        return g.channels * g.batch * layout.bordered + outChannels * g.batch * layout.grid + outChannels * g.channels * 9
+        return g.channels * g.batch * layout.bordered + outChannels * g.batch * layout.outputGrid + outChannels * g.channels * 9
     }
 
     /// Backward's workspace: bordered x [Cin, N] and dy [Cout, N], the input gradient's grid planes
     /// [Cin, N] (when it is wanted) and the packed flipped weights.
     static func backwardScratchFloats(_ g: ConvGeometry, outChannels: Int, inputGradient: Bool) -> Int {
         let layout = Layout(g), (n, cin) = (g.batch, g.channels)
-        return (cin + outChannels) * n * layout.bordered + (inputGradient ? cin * n * layout.grid : 0) + outChannels * cin * 9
+        return (cin + outChannels) * n * layout.bordered + (inputGradient ? cin * n * layout.inputGrid : 0) + outChannels * cin * 9
     }
 
     /// output-grid planes [Cout, N] = bordered input planes [Cin, N] ⋆ the packed weights. A piece
     /// is one band of one image for a run of output blocks, so the band's input is read from memory
     /// once and then from cache for every block; how the blocks are grouped changes no sum.
     private static func convolve(_ input: UnsafePointer<Float>, channels: Int, _ packed: UnsafePointer<Float>, outChannels: Int,
-                                 into output: UnsafeMutablePointer<Float>, _ layout: Layout, batch n: Int) {
-        let bands = (layout.grid + band - 1) / band, blocks = outChannels / block
+                                 into output: UnsafeMutablePointer<Float>, gridFloats grid: Int, _ layout: Layout, batch n: Int) {
+        let bands = (grid + band - 1) / band, blocks = outChannels / block
         let groups = min(blocks, max(1, (4 * Parallel.threads + n * bands - 1) / (n * bands)))
         Parallel.pool.run(pieces: n * bands * groups) { piece, _ in
             let group = piece % groups, b = piece / groups % bands, image = piece / (groups * bands)
             for ob in blocks * group / groups ..< blocks * (group + 1) / groups {
                 fkp_conv3x3_forward(input + image * layout.bordered, n * layout.bordered, Int32(channels),
-                                    packed + ob * channels * 9 * block, output + (ob * block * n + image) * layout.grid,
-                                    n * layout.grid, layout.rowStride, b * band, min(layout.grid, (b + 1) * band))
+                                    packed + ob * channels * 9 * block, output + (ob * block * n + image) * grid,
+                                    n * grid, layout.rowStride, b * band, min(grid, (b + 1) * band))
             }
         }
     }
@@ -125,14 +140,14 @@ public enum DirectConv3x3 {
                                        into dW: UnsafeMutablePointer<Float>, _ layout: Layout,
                                        inChannels cin: Int, outChannels: Int, batch n: Int) {
         let pieces = min(outChannels / 2, 4 * Parallel.threads)
-        let origin = layout.rowStride + 1   // the output grid's q = 0 inside a bordered plane
+        let (origin, grid) = (layout.gradientOrigin, layout.outputGrid)   // dy's grid inside its bordered plane
         Parallel.pool.run(pieces: pieces) { piece, _ in
             let first = outChannels * piece / pieces, end = outChannels * (piece + 1) / pieces
-            for q0 in stride(from: 0, to: layout.grid, by: band) {
+            for q0 in stride(from: 0, to: grid, by: band) {
                 fkp_conv3x3_weight_gradient(borderedDy + first * n * layout.bordered + origin, n * layout.bordered,
                                             Int32(end - first), borderedX, n * layout.bordered, Int32(cin),
                                             Int32(n), layout.bordered, dW + first * cin * 9, cin * 9, layout.rowStride,
-                                            q0, min(layout.grid, q0 + band))
+                                            q0, min(grid, q0 + band))
             }
         }
     }
@@ -155,38 +170,40 @@ public enum DirectConv3x3 {
         }
     }
 
-    /// Zero-bordered copies of H×W planes; with `mask`, elements where mask ≤ 0 become 0.
-    private static func border(_ src: UnsafePointer<Float>, planes: Int, _ layout: Layout,
-                               into dst: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
-        let (h, w, s) = (layout.height, layout.width, layout.rowStride)
+    /// Flat copies of height×width planes with a zero border of `border` above and to the left
+    /// (row stride S, zeros everywhere else); with `mask`, elements where mask ≤ 0 become 0.
+    private static func border(_ src: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int, border: Int,
+                               _ layout: Layout, into dst: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
+        let s = layout.rowStride, first = border * s + border
         Parallel.chunks(planes, work: planes * layout.bordered) { start, end in
             for p in start ..< end {
                 let d = dst + p * layout.bordered
-                d.update(repeating: 0, count: s + 1)
+                d.update(repeating: 0, count: first)
                 for i in 0 ..< h {
-                    let row = d + (i + 1) * s + 1, from = src + p * h * w + i * w
+                    let row = d + first + i * s, from = src + p * h * w + i * w
                     if let mask {
                         let m = mask + p * h * w + i * w
                         for j in 0 ..< w { let v = from[j]; row[j] = m[j] > 0 ? v : 0 }
                     } else {
                         row.update(from: from, count: w)
                     }
-                    (row + w).update(repeating: 0, count: 2)   // this row's right and the next row's left border
+                    (row + w).update(repeating: 0, count: s - w)   // this row's right and the next row's left border
                 }
-                (d + (h + 1) * s + 1).update(repeating: 0, count: layout.bordered - (h + 1) * s - 1)
+                (d + first + h * s).update(repeating: 0, count: layout.bordered - first - h * s)
             }
         }
     }
 
-    /// H×W planes from output-grid planes (dropping the junk columns), + bias[plane / N], ReLU.
-    private static func unborder(_ grid: UnsafePointer<Float>, planes: Int, _ layout: Layout, into dst: UnsafeMutablePointer<Float>,
-                                 bias: UnsafePointer<Float>?, batch n: Int, relu: Bool) {
-        let (h, w, s) = (layout.height, layout.width, layout.rowStride)
+    /// height×width planes from grid planes of `gridFloats` (dropping the junk columns), + bias[plane / N], ReLU.
+    private static func unborder(_ grid: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int, gridFloats: Int,
+                                 _ layout: Layout, into dst: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                                 batch n: Int, relu: Bool) {
+        let s = layout.rowStride
         Parallel.chunks(planes, work: planes * h * w) { start, end in
             for p in start ..< end {
                 let b = bias?[p / n] ?? 0
                 for i in 0 ..< h {
-                    let from = grid + p * layout.grid + i * s, row = dst + p * h * w + i * w
+                    let from = grid + p * gridFloats + i * s, row = dst + p * h * w + i * w
                     if relu {
                         for j in 0 ..< w { row[j] = max(from[j] + b, 0) }
                     } else if bias != nil {

@@ -138,9 +138,9 @@ final class Conv2dTests: XCTestCase {
         }
     }
 
-    /// 3×3 stride-1 convolutions with channels in blocks of 8 run in the direct kernels
-    /// (DirectConv3x3): forward, all gradients, bias and fused ReLU against the reference loops, a
-    /// finite-difference check, and the same bits on 1 and 3 threads.
+    /// 3×3 stride-1 convolutions, padded by 1 or unpadded, with channels in blocks of 8 run in the
+    /// direct kernels (DirectConv3x3): forward, all gradients, bias and fused ReLU against the
+    /// reference loops, a finite-difference check, and the same bits on 1 and 3 threads.
     func testDirectConvolutionMatchesReference() {
         let best = DirectConv3x3.instructionSet
         defer { Parallel.setThreads(1); DirectConv3x3.useInstructionSet(best) }
@@ -150,23 +150,24 @@ final class Conv2dTests: XCTestCase {
     }
 
     private func checkDirectConvolution(_ isa: String) {
-        for (n, cin, cout, h, w, relu) in [(2, 8, 16, 13, 12, false), (3, 16, 8, 20, 30, true), (1, 24, 32, 47, 45, false)] {
+        for (n, cin, cout, h, w, relu, p) in [(2, 8, 16, 13, 12, false, 1), (3, 16, 8, 20, 30, true, 1), (1, 24, 32, 47, 45, false, 1),
+                                             (2, 16, 32, 29, 39, true, 0), (1, 32, 8, 10, 12, false, 0)] {
             var bits: [[Float]] = []
             for threads in [1, 3] {
                 Parallel.setThreads(threads)
                 let store = ParameterStore()
-                let conv = Conv2d(store, "c", cin, cout, kernel: 3, padding: 1, rng: .init(seed: 11), fusedReLU: relu)
+                let conv = Conv2d(store, "c", cin, cout, kernel: 3, padding: p, rng: .init(seed: 11), fusedReLU: relu)
                 store.allocate()
-                let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 1, padding: 1)
+                let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 1, padding: p)
                 XCTAssertTrue(DirectConv3x3.applies(g, outChannels: cout))
                 let shape = [n, cin, h, w], x = GradCheck.randomTensor(shape, seed: 12).toArray()
                 let weight = store.array(named: "c.weight")!
-                let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3, stride: 1, padding: 1)
+                let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3, stride: 1, padding: p)
                 var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), shapes)
                 if relu { expected = expected.map { max($0, 0) } }
                 let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
                 XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "\(isa) forward \(shape)")
-                let dyShape = [n, cout, h, w]
+                let dyShape = [n, cout, g.outHeight, g.outWidth]
                 var dy = GradCheck.randomTensor(dyShape, seed: 13).toArray()
                 let dx = Layout.nchwArray(conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
                 if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
@@ -179,11 +180,13 @@ final class Conv2dTests: XCTestCase {
             }
             XCTAssertEqual(bits[0], bits[1], "\(isa): the same bits on 1 and 3 threads")
         }
-        let store = ParameterStore()
-        let conv = Conv2d(store, "c", 8, 8, kernel: 3, padding: 1, rng: .init(seed: 14))
-        store.allocate()
-        let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([2, 8, 5, 12], seed: 15), ctx: Context())
-        XCTAssertLessThan(result.maxInputError, 1e-2, "\(result)")
-        XCTAssertLessThan(result.maxParameterError, 1e-2, "\(result)")
+        for padding in [1, 0] {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "c", 8, 8, kernel: 3, padding: padding, rng: .init(seed: 14))
+            store.allocate()
+            let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([2, 8, 5, 12], seed: 15), ctx: Context())
+            XCTAssertLessThan(result.maxInputError, 1e-2, "padding \(padding): \(result)")
+            XCTAssertLessThan(result.maxParameterError, 1e-2, "padding \(padding): \(result)")
+        }
     }
 }
