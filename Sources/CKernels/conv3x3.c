@@ -11,11 +11,11 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
 #define STORE(V, p, v) (*(V *)(p) = (v))
 
 // Forward: a register tile of OB output channels × NV vectors of LANES positions; per input channel
-// and tap, NV loads and OB broadcasts feed OB·NV fused multiply-adds.
+// and tap, NV loads and OB broadcasts feed OB·NV fused multiply-adds. `tap`: the taps' offsets
+// (ntaps ≤ 9; the weights packed [cin][ntaps][BLOCK]).
 #define DEFINE_FORWARD(NAME, TARGET, V, LANES, OB, NV)                                                   \
-    TARGET static void NAME(const float *in, long inStride, int cin, const float *packed,               \
-                            float *out, long outStride, long S, long q0, long q1) {                    \
-        const long tap[9] = {0, 1, 2, S, S + 1, S + 2, 2 * S, 2 * S + 1, 2 * S + 2};                     \
+    TARGET static void NAME(const float *in, long inStride, int cin, const float *packed, int ntaps,     \
+                            const long *tap, float *out, long outStride, long q0, long q1) {            \
         for (int half = 0; half < FKP_CONV3X3_BLOCK; half += OB) {                                       \
             for (long q = q0; q < q1; q += LANES * NV) {                                                 \
                 V acc[OB][NV];                                                                           \
@@ -23,8 +23,8 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
                     for (int v = 0; v < NV; v++) acc[o][v] = (V){0};                                     \
                 for (int c = 0; c < cin; c++) {                                                          \
                     const float *x = in + c * inStride + q;                                              \
-                    const float *w = packed + (long)c * 9 * FKP_CONV3X3_BLOCK + half;                    \
-                    for (int t = 0; t < 9; t++) {                                                        \
+                    const float *w = packed + (long)c * ntaps * FKP_CONV3X3_BLOCK + half;                \
+                    for (int t = 0; t < ntaps; t++) {                                                    \
                         V xv[NV];                                                                        \
                         for (int v = 0; v < NV; v++) xv[v] = LOAD(V, x + tap[t] + v * LANES);            \
                         for (int o = 0; o < OB; o++) {                                                   \
@@ -43,9 +43,8 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
 // the end in a fixed pairwise order.
 #define DEFINE_WEIGHT_GRADIENT(NAME, TARGET, V, LANES, OG)                                               \
     TARGET static void NAME(const float *dy, long dyStride, int outCount, const float *x, long xStride,  \
-                            int cin, int images, long imageStride, float *dW, long dWStride, long S,     \
-                            long q0, long q1) {                                                          \
-        const long tap[9] = {0, 1, 2, S, S + 1, S + 2, 2 * S, 2 * S + 1, 2 * S + 2};                     \
+                            int cin, int images, long xImageStride, long dyImageStride, float *dW,       \
+                            long dWStride, const long *tap, long q0, long q1) {                          \
         for (int o0 = 0; o0 < outCount; o0 += OG) {                                                      \
             int og = outCount - o0 < OG ? outCount - o0 : OG;                                            \
             for (int c = 0; c < cin; c++) {                                                              \
@@ -53,8 +52,8 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
                 for (int o = 0; o < OG; o++)                                                             \
                     for (int t = 0; t < 9; t++) acc[o][t] = (V){0};                                      \
                 for (int image = 0; image < images; image++) {                                           \
-                    const float *xc = x + c * xStride + image * imageStride;                             \
-                    const float *dyi = dy + image * imageStride;                                         \
+                    const float *xc = x + c * xStride + image * xImageStride;                            \
+                    const float *dyi = dy + image * dyImageStride;                                       \
                     for (long q = q0; q < q1; q += LANES) {                                              \
                         V d[OG];                                                                         \
                         for (int o = 0; o < OG; o++)                                                     \
@@ -128,20 +127,41 @@ const char *fkp_kernels_isa(void) {
     }
 }
 
+void fkp_conv_taps_forward(const float *in, long inStride, int cin, const float *packed, int ntaps, const long *tap,
+                           float *out, long outStride, long q0, long q1) {
+    switch (fkp_current_isa()) {
+    case ISA_AVX512: forward_avx512(in, inStride, cin, packed, ntaps, tap, out, outStride, q0, q1); break;
+    case ISA_AVX2: forward_avx2(in, inStride, cin, packed, ntaps, tap, out, outStride, q0, q1); break;
+    default: forward_generic(in, inStride, cin, packed, ntaps, tap, out, outStride, q0, q1); break;
+    }
+}
+
+void fkp_conv_taps_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
+                                   int images, long xImageStride, long dyImageStride, float *dW, long dWStride,
+                                   const long *tap, long q0, long q1) {
+    switch (fkp_current_isa()) {
+    case ISA_AVX512: weight_gradient_avx512(dy, dyStride, outCount, x, xStride, cin, images, xImageStride, dyImageStride, dW, dWStride, tap, q0, q1); break;
+    case ISA_AVX2: weight_gradient_avx2(dy, dyStride, outCount, x, xStride, cin, images, xImageStride, dyImageStride, dW, dWStride, tap, q0, q1); break;
+    default: weight_gradient_generic(dy, dyStride, outCount, x, xStride, cin, images, xImageStride, dyImageStride, dW, dWStride, tap, q0, q1); break;
+    }
+}
+
+/// The nine offsets of a 3×3 window in a flat plane of row stride S.
+static void window_taps(long S, long tap[9]) {
+    for (int t = 0; t < 9; t++) tap[t] = t / 3 * S + t % 3;
+}
+
 void fkp_conv3x3_forward(const float *in, long inStride, int cin, const float *packed,
                          float *out, long outStride, long rowStride, long q0, long q1) {
-    switch (fkp_current_isa()) {
-    case ISA_AVX512: forward_avx512(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
-    case ISA_AVX2: forward_avx2(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
-    default: forward_generic(in, inStride, cin, packed, out, outStride, rowStride, q0, q1); break;
-    }
+    long tap[9];
+    window_taps(rowStride, tap);
+    fkp_conv_taps_forward(in, inStride, cin, packed, 9, tap, out, outStride, q0, q1);
 }
 
 void fkp_conv3x3_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
                                  int images, long imageStride, float *dW, long dWStride, long rowStride, long q0, long q1) {
-    switch (fkp_current_isa()) {
-    case ISA_AVX512: weight_gradient_avx512(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
-    case ISA_AVX2: weight_gradient_avx2(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
-    default: weight_gradient_generic(dy, dyStride, outCount, x, xStride, cin, images, imageStride, dW, dWStride, rowStride, q0, q1); break;
-    }
+    long tap[9];
+    window_taps(rowStride, tap);
+    fkp_conv_taps_weight_gradient(dy, dyStride, outCount, x, xStride, cin, images, imageStride, imageStride, dW, dWStride,
+                                  tap, q0, q1);
 }

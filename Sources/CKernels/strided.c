@@ -33,7 +33,21 @@ static inline AI void scatter_add_body(const float *src, float *dst, long count)
     for (; i < count; i++) dst[2 * i] += src[i];
 }
 
+/// dst[2·i] = even[i], dst[2·i + 1] = odd[i]: eight pairs from two loads and two shuffles.
+static inline AI void interleave_body(const float *even, const float *odd, float *dst, long count) {
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        f8 e = load8(even + i), o = load8(odd + i);
+        store8(dst + 2 * i, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
+        store8(dst + 2 * i + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
+    }
+    for (; i < count; i++) { dst[2 * i] = even[i]; dst[2 * i + 1] = odd[i]; }
+}
+
 #define DEFINE_VERSIONS(SUFFIX, TARGET)                                                                         \
+    TARGET static void interleave_##SUFFIX(const float *even, const float *odd, float *dst, long count) {        \
+        interleave_body(even, odd, dst, count);                                                                  \
+    }                                                                                                            \
     TARGET static void gather_##SUFFIX(const float *src, float *dst, long count) { gather_body(src, dst, count); } \
     TARGET static void scatter_add_##SUFFIX(const float *src, float *dst, long count) {                          \
         scatter_add_body(src, dst, count);                                                                       \
@@ -44,6 +58,8 @@ DEFINE_VERSIONS(avx512, AVX512)
 DEFINE_VERSIONS(avx2, AVX2)
 #else
 #define gather_avx512 gather_generic
+#define interleave_avx512 interleave_generic
+#define interleave_avx2 interleave_generic
 #define gather_avx2 gather_generic
 #define scatter_add_avx512 scatter_add_generic
 #define scatter_add_avx2 scatter_add_generic
@@ -63,5 +79,13 @@ void fkp_scatter_add_even(const float *src, float *dst, long count) {
     case ISA_AVX512: scatter_add_avx512(src, dst, count); break;
     case ISA_AVX2: scatter_add_avx2(src, dst, count); break;
     default: scatter_add_generic(src, dst, count); break;
+    }
+}
+
+void fkp_interleave(const float *even, const float *odd, float *dst, long count) {
+    switch (fkp_current_isa()) {
+    case ISA_AVX512: interleave_avx512(even, odd, dst, count); break;
+    case ISA_AVX2: interleave_avx2(even, odd, dst, count); break;
+    default: interleave_generic(even, odd, dst, count); break;
     }
 }

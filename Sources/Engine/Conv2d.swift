@@ -7,6 +7,8 @@
 ///                  F(4×4, 3×3) transforms and 36 GEMMs (`Winograd3x3.applies`; Winograd3x3.swift)
 ///   direct 3×3   — 3×3, stride 1, padding 1, up to 256 channels in whole weight blocks, planes at
 ///                  least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
+///   direct s2    — 3×3, stride 2, padding 0 or 1, up to 256 channels in whole weight blocks: the
+///                  same kernels on parity planes (`DirectConvStride2.applies`; DirectConvStride2.swift)
 ///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix itself; one GEMM
 ///                  forward, two backward (dW, dx)
 ///   im2col       — everything else: im2col + GEMM per column block (ConvBlockPlan, ColumnShards.swift)
@@ -62,11 +64,12 @@ public final class Conv2d: Module, InputGradientOptional {
     }
 
     /// The kernel path of a convolution: from its shape alone, so forward and backward agree.
-    enum Path { case winograd3x3, direct3x3, pointwise, im2col }
+    enum Path { case winograd3x3, direct3x3, directStride2, pointwise, im2col }
 
     func path(_ g: ConvGeometry) -> Path {
         if !fusedReLU && Winograd3x3.applies(g, outChannels: outChannels) { return .winograd3x3 }
         if DirectConv3x3.applies(g, outChannels: outChannels) { return .direct3x3 }
+        if DirectConvStride2.applies(g, outChannels: outChannels, inputGradient: computesInputGradient) { return .directStride2 }
         return g.isPointwise ? .pointwise : .im2col
     }
 
@@ -80,6 +83,9 @@ public final class Conv2d: Module, InputGradientOptional {
             Winograd3x3.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, output.data, g,
                                 outChannels: outChannels, workspace: ctx.workspace)
         case .direct3x3: forwardDirect3x3(x, g, ctx)
+        case .directStride2:
+            DirectConvStride2.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, output.data, g,
+                                      outChannels: outChannels, relu: fusedReLU, workspace: ctx.workspace)
         case .pointwise: forwardPointwise(x, g)
         case .im2col: forwardIm2col(x, g, ctx)
         }
@@ -99,6 +105,12 @@ public final class Conv2d: Module, InputGradientOptional {
                                  inputGradient: computesInputGradient ? gradInput.data : nil, g,
                                  outChannels: outChannels, workspace: ctx.workspace)
         case .direct3x3: backwardDirect3x3(dy, x, g, ctx)
+        case .directStride2:
+            DirectConvStride2.backward(x.data, dy.data, reluOutput: fusedReLU ? UnsafePointer(output.data) : nil,
+                                       weight: store.value(weight), weightGradient: store.grad(weight),
+                                       biasGradient: bias.map { store.grad($0) },
+                                       inputGradient: computesInputGradient ? gradInput.data : nil,
+                                       g, outChannels: outChannels, workspace: ctx.workspace)
         case .pointwise: backwardPointwise(dy, x, g)
         case .im2col: backwardIm2col(dy, x, g, ctx)
         }
@@ -122,6 +134,10 @@ public final class Conv2d: Module, InputGradientOptional {
             ledger.workspace(floats: DirectConv3x3.forwardScratchFloats(g, outChannels: outChannels), typeDescription)
             ledger.workspace(floats: DirectConv3x3.backwardScratchFloats(g, outChannels: outChannels,
                                                                          inputGradient: computesInputGradient), typeDescription)
+        case .directStride2:
+            ledger.workspace(floats: DirectConvStride2.forwardScratchFloats(g, outChannels: outChannels), typeDescription)
+            ledger.workspace(floats: DirectConvStride2.backwardScratchFloats(g, outChannels: outChannels,
+                                                                             inputGradient: computesInputGradient), typeDescription)
         case .pointwise:
             if fusedReLU { ledger.keep(.gradient, floats: outFloats, typeDescription) }
         case .im2col:

@@ -189,4 +189,59 @@ final class Conv2dTests: XCTestCase {
             XCTAssertLessThan(result.maxParameterError, 1e-2, "padding \(padding): \(result)")
         }
     }
+
+    /// 3×3 stride-2 convolutions (padding 0 or 1) run on parity planes (DirectConvStride2): forward,
+    /// all gradients, bias and fused ReLU against the reference loops, also with no input gradient
+    /// and one input channel (a first layer), the same bits on 1 and 3 threads, on every
+    /// instruction set, and finite differences.
+    func testStride2DirectConvolutionMatchesReference() {
+        let best = DirectConv3x3.instructionSet
+        defer { Parallel.setThreads(1); DirectConv3x3.useInstructionSet(best) }
+        let shapes = [(2, 16, 16, 21, 37, true, 0, true), (1, 8, 16, 20, 33, false, 1, true), (3, 16, 8, 17, 18, true, 1, true),
+                      (2, 1, 16, 25, 40, true, 0, false)]
+        for (n, cin, cout, h, w, relu, p, inputGradient) in shapes {
+            var bits: [[Float]] = []
+            for isa in ["avx512", "avx2", "generic"] where DirectConv3x3.useInstructionSet(isa) {
+                for threads in [1, 3] {
+                    Parallel.setThreads(threads)
+                    let store = ParameterStore()
+                    let conv = Conv2d(store, "c", cin, cout, kernel: 3, stride: 2, padding: p, rng: .init(seed: 31), fusedReLU: relu)
+                    conv.computesInputGradient = inputGradient
+                    store.allocate()
+                    let shape = [n, cin, h, w], x = GradCheck.randomTensor(shape, seed: 32).toArray()
+                    let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 2, padding: p)
+                    XCTAssertTrue(DirectConvStride2.applies(g, outChannels: cout, inputGradient: inputGradient), "\(g)")
+                    let weight = store.array(named: "c.weight")!
+                    let s = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3, stride: 2, padding: p)
+                    var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), s)
+                    if relu { expected = expected.map { max($0, 0) } }
+                    let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
+                    XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "\(isa) forward \(shape) p\(p)")
+                    let dyShape = [n, cout, g.outHeight, g.outWidth]
+                    var dy = GradCheck.randomTensor(dyShape, seed: 33).toArray()
+                    let dxTensor = conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context())
+                    if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
+                    let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, s)
+                    let dW = store.gradArray(named: "c.weight")!, db = store.gradArray(named: "c.bias")!
+                    var dx: [Float] = []
+                    if inputGradient {
+                        dx = Layout.nchwArray(dxTensor)
+                        XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "\(isa) dx \(shape) p\(p)")
+                    }
+                    XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "\(isa) dW \(shape) p\(p)")
+                    XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "\(isa) db \(shape) p\(p)")
+                    if threads == 3, let last = bits.last { XCTAssertEqual(y + dx + dW + db, last, "\(isa): the same bits on 1 and 3 threads") }
+                    bits.append(y + dx + dW + db)
+                }
+            }
+        }
+        for padding in [0, 1] {
+            let store = ParameterStore()
+            let conv = Conv2d(store, "c", 8, 8, kernel: 3, stride: 2, padding: padding, rng: .init(seed: 34))
+            store.allocate()
+            let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([2, 8, 9, 19], seed: 35), ctx: Context())
+            XCTAssertLessThan(result.maxInputError, 1e-2, "padding \(padding): \(result)")
+            XCTAssertLessThan(result.maxParameterError, 1e-2, "padding \(padding): \(result)")
+        }
+    }
 }

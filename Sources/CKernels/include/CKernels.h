@@ -28,6 +28,18 @@ void fkp_conv3x3_forward(const float *in, long inStride, int cin, const float *p
 void fkp_conv3x3_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
                                  int images, long imageStride, float *dW, long dWStride, long rowStride, long q0, long q1);
 
+/// The same two kernels with the taps' offsets given (`tap`, in floats from the output position):
+/// fkp_conv3x3_forward is fkp_conv_taps_forward with ntaps = 9 and tap = {0, 1, 2, S, …, 2S + 2}.
+/// Other tables run other convolutions on flat planes, e.g. stride 2 on parity planes
+/// (DirectConvStride2.swift). Forward: ntaps ≤ 9, weights packed [cin][ntaps][BLOCK]. Weight
+/// gradient: nine taps, dW[o][c·9 + t]; x's and dy's planes of image i lie i·xImageStride and
+/// i·dyImageStride further on.
+void fkp_conv_taps_forward(const float *in, long inStride, int cin, const float *packed, int ntaps, const long *tap,
+                           float *out, long outStride, long q0, long q1);
+void fkp_conv_taps_weight_gradient(const float *dy, long dyStride, int outCount, const float *x, long xStride, int cin,
+                                   int images, long xImageStride, long dyImageStride, float *dW, long dWStride,
+                                   const long *tap, long q0, long q1);
+
 /// Which version runs: "avx512", "avx2" or "generic".
 const char *fkp_kernels_isa(void);
 
@@ -58,6 +70,9 @@ void fkp_gather_even(const float *src, float *dst, long count);
 /// dst[2·i] += src[i] for i < count (its adjoint, col2im); reads and writes dst[0 … 2·count − 2]
 /// only, and the elements between keep their bits.
 void fkp_scatter_add_even(const float *src, float *dst, long count);
+
+/// dst[2·i] = even[i], dst[2·i + 1] = odd[i] for i < count (the stride-2 input gradient's rows).
+void fkp_interleave(const float *even, const float *odd, float *dst, long count);
 
 /// The loader's bilinear warp of a width×height grey image into outWidth×outHeight: output pixel
 /// (i, j) samples the source at (a·i + b·j + c, d·i + e·j + f), `inverse` = {a, b, c, d, e, f}
