@@ -18,10 +18,13 @@ public enum DirectConvStride2 {
     static let block = DirectConv3x3.block, band = DirectConv3x3.band
 
     /// 3×3, stride 2, padding 0 or 1, output channels in whole weight blocks (and input channels
-    /// too when the input gradient is wanted), output rows at least 8 wide, up to 256 channels.
+    /// too when the input gradient is wanted), output rows at least 8 wide, up to 64 channels.
+    /// Measured: facenet's 16-channel layers gain (docs/PERFORMANCE.md); ResNet-50's 128→128 and
+    /// 256→256 layers tied or lost against im2col + GEMM (forward 27 → 38 ms at b8 224²), where
+    /// OpenBLAS's GEMMs on 1,152–2,304-deep columns are efficient.
     public static func applies(_ g: ConvGeometry, outChannels: Int, inputGradient: Bool) -> Bool {
         g.kernel == 3 && g.stride == 2 && g.padding <= 1 && outChannels % block == 0
-            && (!inputGradient || g.channels % block == 0) && g.outWidth >= 8 && max(g.channels, outChannels) <= 256
+            && (!inputGradient || g.channels % block == 0) && g.outWidth >= 8 && max(g.channels, outChannels) <= 64
     }
 
     struct Layout {
