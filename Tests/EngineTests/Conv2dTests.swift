@@ -160,23 +160,7 @@ final class Conv2dTests: XCTestCase {
                 store.allocate()
                 let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 1, padding: p)
                 XCTAssertTrue(DirectConv3x3.applies(g, outChannels: cout))
-                let shape = [n, cin, h, w], x = GradCheck.randomTensor(shape, seed: 12).toArray()
-                let weight = store.array(named: "c.weight")!
-                let shapes = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3, stride: 1, padding: p)
-                var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), shapes)
-                if relu { expected = expected.map { max($0, 0) } }
-                let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
-                XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "\(isa) forward \(shape)")
-                let dyShape = [n, cout, g.outHeight, g.outWidth]
-                var dy = GradCheck.randomTensor(dyShape, seed: 13).toArray()
-                let dx = Layout.nchwArray(conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context()))
-                if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
-                let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, shapes)
-                let dW = store.gradArray(named: "c.weight")!, db = store.gradArray(named: "c.bias")!
-                XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "\(isa) dx \(shape)")
-                XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "\(isa) dW \(shape)")
-                XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "\(isa) db \(shape)")
-                bits.append(y + dx + dW + db)
+                bits.append(compareWithReference(conv, store, g, outChannels: cout, relu: relu, seed: 12, isa))
             }
             XCTAssertEqual(bits[0], bits[1], "\(isa): the same bits on 1 and 3 threads")
         }
@@ -188,6 +172,36 @@ final class Conv2dTests: XCTestCase {
             XCTAssertLessThan(result.maxInputError, 1e-2, "padding \(padding): \(result)")
             XCTAssertLessThan(result.maxParameterError, 1e-2, "padding \(padding): \(result)")
         }
+    }
+
+    /// One layer's forward and backward (input x from `seed`, dy from `seed` + 1) against the
+    /// reference loops, dy masked first where a fused ReLU's output is 0, at the direct kernels'
+    /// tolerances; returns y, dx (when the layer computes it), dW and db.
+    private func compareWithReference(_ conv: Conv2d, _ store: ParameterStore, _ g: ConvGeometry, outChannels cout: Int,
+                                      relu: Bool, seed: UInt64, _ isa: String) -> [Float] {
+        let shape = [g.batch, g.channels, g.height, g.width], x = GradCheck.randomTensor(shape, seed: seed).toArray()
+        let label = "\(isa) \(shape) stride \(g.stride) padding \(g.padding)"
+        let weight = store.array(named: "c.weight")!
+        let s = Reference.ConvShape(n: g.batch, inChannels: g.channels, height: g.height, width: g.width, outChannels: cout,
+                                    kernel: 3, stride: g.stride, padding: g.padding)
+        var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), s)
+        if relu { expected = expected.map { max($0, 0) } }
+        let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
+        XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "forward \(label)")
+        let dyShape = [g.batch, cout, g.outHeight, g.outWidth]
+        var dy = GradCheck.randomTensor(dyShape, seed: seed + 1).toArray()
+        let dxTensor = conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context())
+        if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
+        let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, s)
+        let dW = store.gradArray(named: "c.weight")!, db = store.gradArray(named: "c.bias")!
+        var dx: [Float] = []
+        if conv.computesInputGradient {
+            dx = Layout.nchwArray(dxTensor)
+            XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "dx \(label)")
+        }
+        XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "dW \(label)")
+        XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "db \(label)")
+        return y + dx + dW + db
     }
 
     /// 3×3 stride-2 convolutions (padding 0 or 1) run on parity planes (DirectConvStride2): forward,
@@ -208,30 +222,11 @@ final class Conv2dTests: XCTestCase {
                     let conv = Conv2d(store, "c", cin, cout, kernel: 3, stride: 2, padding: p, rng: .init(seed: 31), fusedReLU: relu)
                     conv.computesInputGradient = inputGradient
                     store.allocate()
-                    let shape = [n, cin, h, w], x = GradCheck.randomTensor(shape, seed: 32).toArray()
                     let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 2, padding: p)
                     XCTAssertTrue(DirectConvStride2.applies(g, outChannels: cout, inputGradient: inputGradient), "\(g)")
-                    let weight = store.array(named: "c.weight")!
-                    let s = Reference.ConvShape(n: n, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3, stride: 2, padding: p)
-                    var expected = Reference.conv2dForward(x, weight: weight, bias: store.array(named: "c.bias"), s)
-                    if relu { expected = expected.map { max($0, 0) } }
-                    let y = Layout.nchwArray(conv.forward(Layout.cnhwTensor(shape: shape, nchw: x), Context()))
-                    XCTAssertLessThan(GradCheck.maxDifference(y, expected), 1e-4, "\(isa) forward \(shape) p\(p)")
-                    let dyShape = [n, cout, g.outHeight, g.outWidth]
-                    var dy = GradCheck.randomTensor(dyShape, seed: 33).toArray()
-                    let dxTensor = conv.backward(Layout.cnhwTensor(shape: dyShape, nchw: dy), Context())
-                    if relu { dy = zip(dy, y).map { $1 > 0 ? $0 : 0 } }
-                    let (dxExpected, dWExpected, dbExpected) = Reference.conv2dBackward(x, weight: weight, dy: dy, s)
-                    let dW = store.gradArray(named: "c.weight")!, db = store.gradArray(named: "c.bias")!
-                    var dx: [Float] = []
-                    if inputGradient {
-                        dx = Layout.nchwArray(dxTensor)
-                        XCTAssertLessThan(GradCheck.maxDifference(dx, dxExpected), 1e-4, "\(isa) dx \(shape) p\(p)")
-                    }
-                    XCTAssertLessThan(GradCheck.maxDifference(dW, dWExpected) / dWExpected.map(abs).max()!, 1e-5, "\(isa) dW \(shape) p\(p)")
-                    XCTAssertLessThan(GradCheck.maxDifference(db, dbExpected) / dbExpected.map(abs).max()!, 1e-5, "\(isa) db \(shape) p\(p)")
-                    if threads == 3, let last = bits.last { XCTAssertEqual(y + dx + dW + db, last, "\(isa): the same bits on 1 and 3 threads") }
-                    bits.append(y + dx + dW + db)
+                    let result = compareWithReference(conv, store, g, outChannels: cout, relu: relu, seed: 32, isa)
+                    if threads == 3, let last = bits.last { XCTAssertEqual(result, last, "\(isa): the same bits on 1 and 3 threads") }
+                    bits.append(result)
                 }
             }
         }
