@@ -3,11 +3,11 @@
 ///
 /// `forward` and `backward` only pick one kernel path from the layer's shape (`Path`) and call it;
 /// each path's forward and backward are laid out next to each other below:
-///   Winograd 3×3 — 3×3, stride 1, padding 1, at least 32 channels in and out, no fused ReLU:
+///   Winograd 3×3 — 3×3, stride 1, padding 1, many channels or large planes, no fused ReLU:
 ///                  F(4×4, 3×3) transforms and 36 GEMMs (`Winograd3x3.applies`; Winograd3x3.swift)
-///   direct 3×3   — 3×3, stride 1, padding 1, up to 256 channels in whole weight blocks, planes at
-///                  least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
-///   direct s2    — 3×3, stride 2, padding 0 or 1, up to 256 channels in whole weight blocks: the
+///   direct 3×3   — 3×3, stride 1, padding 1 or 0, up to 256 channels in whole weight blocks, planes
+///                  at least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
+///   direct s2    — 3×3, stride 2, padding 0 or 1, up to 64 channels in whole weight blocks: the
 ///                  same kernels on parity planes (`DirectConvStride2.applies`; DirectConvStride2.swift)
 ///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix itself; one GEMM
 ///                  forward, two backward (dW, dx)

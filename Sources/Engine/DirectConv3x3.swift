@@ -43,17 +43,15 @@ public enum DirectConv3x3 {
         let bordered: Int       // floats per flat plane, input or dy: (H + 2)·S + slack (enough for both)
         let outputGrid: Int     // floats per output-grid plane: Ho·S rounded up to whole chunks
         let inputGrid: Int      // floats per input-gradient grid plane: H·S, likewise
-        let height: Int, width: Int, outHeight: Int, outWidth: Int
         let inputBorder: Int    // p
         let gradientBorder: Int // 2 − p: dy's border for the full correlation that gives dx
 
         init(_ g: ConvGeometry) {
-            height = g.height; width = g.width; outHeight = g.outHeight; outWidth = g.outWidth
             inputBorder = g.padding; gradientBorder = 2 - g.padding
             rowStride = g.width + 2
             bordered = (g.height + 2) * rowStride + Int(FKP_CONV3X3_SLACK)
             func chunks(_ n: Int) -> Int { (n + DirectConv3x3.chunk - 1) / DirectConv3x3.chunk * DirectConv3x3.chunk }
-            outputGrid = chunks(outHeight * rowStride); inputGrid = chunks(height * rowStride)
+            outputGrid = chunks(g.outHeight * rowStride); inputGrid = chunks(g.height * rowStride)
         }
 
         /// Where dy's output grid (q = i·S + j) starts inside its bordered plane.

@@ -18,17 +18,18 @@ import CKernels
 /// channels). Every output is summed in a fixed order whatever the thread count (see `Plan`).
 public enum Winograd3x3 {
     /// Whether a convolution runs here: 3×3, stride 1, padding 1, no fused ReLU (see
-    /// Conv2d.path), planes of at least 7×7, at least 32 tiles in the batch, and either 128
+    /// Conv2d.path), planes of at least 7×7, at least 8 tiles in the batch, and either 128
     /// channels or more in and out, or 32 or more on planes of at least 56×56. Measured per layer
     /// against the direct kernel and im2col (docs/PERFORMANCE.md, "Winograd"): the transforms cost
     /// about the same per tile whatever the channels, and on small planes their vectors are part
     /// empty, so with 32–64 channels on planes of 6²–48² Winograd was up to 45 % slower; on 7²–14²
     /// planes with 128–512 channels, and from 56² up with 32 or more, it was 1.1–2.9× faster. The
-    /// filters are transformed on every pass (36 values for 9), which a batch of few tiles does
-    /// not repay: ResNet-50 at b1 112² (4–16 tiles a layer) took 2.8 % more instructions.
+    /// filters are transformed on every pass (36 values for 9), which a batch of a few tiles does
+    /// not repay: with ResNet-50's 7² layer at b1 112² (4 tiles) in Winograd its step took 2.8 %
+    /// more instructions; the U-Net's 12² layers at b1 96² (9 tiles) still save (callgrind).
     public static func applies(_ g: ConvGeometry, outChannels: Int) -> Bool {
         let channels = min(g.channels, outChannels), tiles = g.batch * ((g.height + 3) / 4) * ((g.width + 3) / 4)
-        return g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.height >= 7 && g.width >= 7 && tiles >= 32
+        return g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.height >= 7 && g.width >= 7 && tiles >= 8
             && (channels >= 128 || channels >= 32 && g.height * g.width >= 56 * 56)
     }
 
