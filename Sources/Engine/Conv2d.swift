@@ -7,7 +7,7 @@
 ///                  F(4×4, 3×3) transforms and 36 GEMMs (`Winograd3x3.applies`; Winograd3x3.swift)
 ///   direct 3×3   — 3×3, stride 1, padding 1 or 0, up to 256 channels in whole weight blocks, planes
 ///                  at least 8 wide (`DirectConv3x3.applies`; DirectConv3x3.swift)
-///   direct s2    — 3×3, stride 2, padding 0 or 1, up to 64 channels in whole weight blocks: the
+///   direct s2    — 3×3, stride 2, unpadded, up to 64 channels in whole weight blocks: the
 ///                  same kernels on parity planes (`DirectConvStride2.applies`; DirectConvStride2.swift)
 ///   pointwise    — 1×1, stride 1, unpadded: the input is the column matrix itself; one GEMM
 ///                  forward, two backward (dW, dx)

@@ -1,6 +1,6 @@
 import CKernels
 
-/// Direct 3×3 convolution with stride 2 (padding 0 or 1), on parity planes: each input plane x̂
+/// Direct 3×3 convolution with stride 2 (unpadded; see `applies`), on parity planes: each input plane x̂
 /// (x with its padding) is split once into its four (row, column) parity planes
 /// P_uv[r][s] = x̂[2r + u][2s + v], so output (i, j)'s tap (a, b) reads P_{a%2, b%2}[i + a/2][j + b/2]:
 /// a fixed offset per tap into the four planes, laid out one after the other. The register-tiled
@@ -17,13 +17,15 @@ import CKernels
 public enum DirectConvStride2 {
     static let block = DirectConv3x3.block, band = DirectConv3x3.band
 
-    /// 3×3, stride 2, padding 0 or 1, output channels in whole weight blocks (and input channels
-    /// too when the input gradient is wanted), output rows at least 8 wide, up to 64 channels.
+    /// 3×3, stride 2, unpadded, output channels in whole weight blocks (and input channels too
+    /// when the input gradient is wanted), output rows at least 8 wide, up to 64 channels.
     /// Measured: facenet's 16-channel layers gain (docs/PERFORMANCE.md); ResNet-50's 128→128 and
     /// 256→256 layers tied or lost against im2col + GEMM (forward 27 → 38 ms at b8 224²), where
-    /// OpenBLAS's GEMMs on 1,152–2,304-deep columns are efficient.
+    /// OpenBLAS's GEMMs on 1,152–2,304-deep columns are efficient; the padded layers of the small
+    /// ResNets and the MobileNets' stems tied, and their rounding (so their trained weights and the
+    /// ONNX check's margin) stays as it was. The layout handles padding 1 as well (`split`).
     public static func applies(_ g: ConvGeometry, outChannels: Int, inputGradient: Bool) -> Bool {
-        g.kernel == 3 && g.stride == 2 && g.padding <= 1 && outChannels % block == 0
+        g.kernel == 3 && g.stride == 2 && g.padding == 0 && outChannels % block == 0
             && (!inputGradient || g.channels % block == 0) && g.outWidth >= 8 && max(g.channels, outChannels) <= 64
     }
 
