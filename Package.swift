@@ -63,7 +63,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["Engine"], path: "Tests/TestSupport", swiftSettings: lang),
         .testTarget(name: "SwiftMPITests", dependencies: ["SwiftMPI", "CMPI", "TestSupport"], swiftSettings: lang),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"],
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Training", "Checkpoints", "TestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: lang),

@@ -8,13 +8,25 @@ import COpenBLAS
 /// an element differently depending on where it sits in the call (edge kernels), so a split that
 /// followed the thread count would change the bits with it; a shape-fixed grid gives the same bits
 /// for any thread count.
+///
+/// `tileDone(rows, columns)`, when given, runs on each finished tile of C on the thread that made
+/// it, while the tile is in that core's cache (a convolution's inference epilogue).
 public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+          c: c, ldc: ldc, tileDone: nil)
+}
+
+public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                  tileDone: ((_ rows: Range<Int>, _ columns: Range<Int>) -> Void)?) {
     let tiles = GEMMTiles(m: m, n: n, k: k)
     if tiles.count == 1 {
         sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                     beta: beta, c: c, ldc: ldc)
+        tileDone?(0 ..< m, 0 ..< n)
         return
     }
     Parallel.pool.run(pieces: tiles.count) { tile, _ in
@@ -25,6 +37,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
         sgemmSerial(transA: transA, transB: transB, m: rows.count, n: cols.count, k: k, alpha: alpha,
                     a: aTile, lda: lda, b: bTile, ldb: ldb, beta: beta,
                     c: c + rows.lowerBound * ldc + cols.lowerBound, ldc: ldc)
+        tileDone?(rows, cols)
     }
 }
 

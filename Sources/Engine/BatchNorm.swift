@@ -21,6 +21,9 @@ public final class BatchNorm2d: Module {
     public let reluCap: Float
     public let weight, bias: ParameterRef
     public let runningMean, runningVar, numBatchesTracked: ParameterRef
+    /// Set by `ConvEpilogue.foldAtInference`: at inference the convolution before this layer applies
+    /// it (`evaluationTerms`) in its epilogue, and forward hands its input on untouched.
+    public internal(set) var isFoldedIntoConvolution = false
     let store: ParameterStore
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
@@ -52,6 +55,7 @@ public final class BatchNorm2d: Module {
         checkShape(x.shape.count == 4 && x.c == channels, typeDescription, "input shape \(x.shape), expected [N, \(channels), H, W]")
         let m = x.n * x.h * x.w
         let training = ctx.training
+        if !training && isFoldedIntoConvolution && ConvEpilogue.enabled { return x }
         checkShape(!training || m > 1, typeDescription, "training needs more than 1 value per channel, got input \(x.shape)")
         output.resize(x.shape)
         savedMean.resize([channels]); savedInvStd.resize([channels])
@@ -82,7 +86,7 @@ public final class BatchNorm2d: Module {
                     }
                 } else {
                     mean = rMean[c]
-                    invStd = 1 / (rVar[c] + eps).squareRoot()
+                    invStd = evaluationInvStd(rVar[c], eps)
                 }
                 let scale = gamma[c] * invStd
                 let shift = beta[c] - mean * scale
@@ -98,6 +102,18 @@ public final class BatchNorm2d: Module {
         if updatesRunning { store.buffer(numBatchesTracked)[0] += 1 }
         input = training ? x : nil
         return output
+    }
+
+    /// The evaluation forward's y = x·scale[c] + shift[c] per channel, from the running statistics
+    /// (the same expressions as `forward`, so an epilogue that applies them gives its bits).
+    func evaluationTerms(scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>) {
+        let (gamma, beta) = (store.value(weight), store.value(bias))
+        let (rMean, rVar) = (store.buffer(runningMean), store.buffer(runningVar))
+        for c in 0 ..< channels {
+            let s = gamma[c] * evaluationInvStd(rVar[c], eps)
+            scale[c] = s
+            shift[c] = beta[c] - rMean[c] * s
+        }
     }
 
     // dy → dx with x̂ = (x − μ)·invStd, per channel over m = N·H·W values:
@@ -154,6 +170,10 @@ public final class BatchNorm2d: Module {
 
     public func releaseBuffers() { output.release(); gradInput.release(); savedMean.release(); savedInvStd.release(); input = nil }
 }
+
+/// 1/√(running variance + eps), the evaluation forward's normalisation.
+@inline(__always)
+private func evaluationInvStd(_ variance: Float, _ eps: Float) -> Float { 1 / (variance + eps).squareRoot() }
 
 /// Σ dy and Σ dy·(x − μ) over one channel, dy zeroed where `y` (when given) is not positive, or,
 /// with a finite `cap`, not in (0, cap) (see `insideClamps`).

@@ -17,7 +17,11 @@
 /// output is 0 — the small nets' Conv2d + ReLU pairs, done per column block while the block is in
 /// cache instead of as two more passes over the activations. Models print the separate
 /// `ReLU(fusedIntoPrevious: true)` module.
-public final class Conv2d: Module, InputGradientOptional {
+///
+/// `foldedNormalization`: at inference the BatchNorm2d after this layer (and a ResNet block's
+/// residual Add) is applied in the epilogue (ConvEpilogue.swift): per GEMM tile or column block
+/// while it is in cache on the pointwise and im2col paths, as one pass after the kernel on the others.
+public final class Conv2d: Module, InputGradientOptional, CarriesNormalization {
     public let inChannels, outChannels, kernel, stride, padding: Int
     public let weight: ParameterRef
     public let bias: ParameterRef?
@@ -29,6 +33,14 @@ public final class Conv2d: Module, InputGradientOptional {
     /// dy masked by the fused ReLU (pointwise convolutions only; others mask block by block).
     private let maskedGradOutput = Tensor(shape: [0])
     private var input: Tensor?
+    /// The BatchNorm2d that follows, applied in the epilogue at inference (`ConvEpilogue.foldAtInference`).
+    public internal(set) var foldedNormalization: BatchNorm2d?
+    var carriedChannels: Int? { fusedReLU ? nil : outChannels }
+    /// A residual [Cout, N·Ho·Wo] that the next inference forward adds after the folded
+    /// BatchNorm, then a ReLU when `relu` (a ResNet block's Add); cleared by that forward.
+    var residualForNextForward: (tensor: Tensor, relu: Bool)?
+    /// The folded BatchNorm's scale and shift per output channel for this forward.
+    private let epilogueTerms = Tensor(shape: [0])
 
     /// `weightInit` defaults to PyTorch's U(±1/√fan_in).
     public init(_ store: ParameterStore, _ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int,
@@ -78,18 +90,48 @@ public final class Conv2d: Module, InputGradientOptional {
         let g = geometry(x)
         output.resize([g.batch, outChannels, g.outHeight, g.outWidth])
         input = ctx.training ? x : nil
+        let epilogue = ctx.training ? nil : inferenceEpilogue(g)
         switch path(g) {
         case .winograd3x3:
             Winograd3x3.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, output.data, g,
                                 outChannels: outChannels, workspace: ctx.workspace)
-        case .direct3x3: forwardDirect3x3(x, g, ctx)
+            epilogue?.applyAll(output.data, rows: outChannels, stride: g.columns)
+        case .direct3x3:
+            forwardDirect3x3(x, g, ctx)
+            epilogue?.applyAll(output.data, rows: outChannels, stride: g.columns)
         case .directStride2:
             DirectConvStride2.forward(x.data, weight: store.value(weight), bias: bias.map { store.value($0) }, output.data, g,
                                       outChannels: outChannels, relu: fusedReLU, workspace: ctx.workspace)
-        case .pointwise: forwardPointwise(x, g)
-        case .im2col: forwardIm2col(x, g, ctx)
+            epilogue?.applyAll(output.data, rows: outChannels, stride: g.columns)
+        case .pointwise: forwardPointwise(x, g, epilogue)
+        case .im2col: forwardIm2col(x, g, ctx, epilogue)
         }
         return output
+    }
+
+    /// A residual block's Add (and its ReLU when `relu`) moved into this layer's epilogue: at
+    /// inference with a folded BatchNorm the next forward adds `residual` after the BatchNorm, and
+    /// this returns true; otherwise it sets nothing and returns false, and the Add runs itself.
+    public func addsResidualInNextForward(_ residual: Tensor, relu: Bool, _ ctx: Context) -> Bool {
+        guard !ctx.training, foldedNormalization != nil, ConvEpilogue.enabled else { return false }
+        residualForNextForward = (residual, relu)
+        return true
+    }
+
+    /// This inference forward's epilogue: the folded BatchNorm's terms and the residual a block
+    /// asked for; nil without a folded BatchNorm (or with `ConvEpilogue.enabled` off).
+    private func inferenceEpilogue(_ g: ConvGeometry) -> AffineEpilogue? {
+        let residual = residualForNextForward
+        residualForNextForward = nil
+        guard let bn = foldedNormalization, ConvEpilogue.enabled else {
+            precondition(residual == nil, "\(typeDescription): a residual without a folded BatchNorm")
+            return nil
+        }
+        if let residual {
+            checkShape(residual.tensor.count == outChannels * g.columns && !bn.fusedReLU, typeDescription,
+                       "residual \(residual.tensor.shape) for output \(output.shape)")
+        }
+        return bn.epilogue(epilogueTerms, residual: residual)
     }
 
     // dy: [Cout, N, Ho, Wo] → dx: [Cin, N, H, W]; dW += dy · colᵀ, db += Σ dy
@@ -150,7 +192,9 @@ public final class Conv2d: Module, InputGradientOptional {
         return out
     }
 
-    public func releaseBuffers() { output.release(); gradInput.release(); maskedGradOutput.release(); input = nil }
+    public func releaseBuffers() {
+        output.release(); gradInput.release(); maskedGradOutput.release(); epilogueTerms.release(); input = nil
+    }
 }
 
 // MARK: - Direct 3×3 (DirectConv3x3.swift; bias and fused ReLU inside its kernels)
@@ -175,13 +219,13 @@ extension Conv2d {
 // MARK: - Pointwise 1×1: x [Cin, N·H·W] is the column matrix itself
 
 extension Conv2d {
-    // y[Cout, N·H·W] = W[Cout, Cin] · x[Cin, N·H·W] (+ bias)
-    private func forwardPointwise(_ x: Tensor, _ g: ConvGeometry) {
-        let y = output.data
+    // y[Cout, N·H·W] = W[Cout, Cin] · x[Cin, N·H·W] (+ bias) (then the epilogue on each GEMM tile)
+    private func forwardPointwise(_ x: Tensor, _ g: ConvGeometry, _ epilogue: AffineEpilogue?) {
+        let y = output.data, columns = g.columns
         let beta = fillBias(y, g)
-        sgemm(m: outChannels, n: g.columns, k: g.rows, a: store.value(weight), lda: g.rows, b: x.data, ldb: g.columns,
-              beta: beta, c: y, ldc: g.columns)
-        if fusedReLU { clampBlock(y, 0 ..< g.columns, g.columns, rows: outChannels) }
+        sgemm(m: outChannels, n: columns, k: g.rows, a: store.value(weight), lda: g.rows, b: x.data, ldb: columns,
+              beta: beta, c: y, ldc: columns, tileDone: epilogue.map { e in { rows, cols in e.apply(y, rows: rows, cols: cols, stride: columns) } })
+        if fusedReLU { clampBlock(y, 0 ..< columns, columns, rows: outChannels) }
     }
 
     // dW[Cout, Cin] += dy · xᵀ, db += Σ dy, dx[Cin, N·H·W] = Wᵀ · dy (dy masked first by a fused ReLU)
@@ -204,8 +248,9 @@ extension Conv2d {
 // MARK: - im2col + GEMM, one column block (whole output rows) at a time
 
 extension Conv2d {
-    // Per block b: col_b[K = Cin·k·k, rows_b·Wo] = im2col(x); y[Cout, block columns] = W[Cout, K] · col_b (+ bias)
-    private func forwardIm2col(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context) {
+    // Per block b: col_b[K = Cin·k·k, rows_b·Wo] = im2col(x); y[Cout, block columns] = W[Cout, K] · col_b (+ bias),
+    // then the inference epilogue on the block while it is in cache
+    private func forwardIm2col(_ x: Tensor, _ g: ConvGeometry, _ ctx: Context, _ epilogue: AffineEpilogue?) {
         let y = output.data
         let beta = fillBias(y, g)
         let w = store.value(weight)
@@ -215,7 +260,13 @@ extension Conv2d {
             im2col(x.data, col, g, outputRows: rows)
             gemm(false, false, outChannels, rows.count * wo, g.rows, 1, w, g.rows, col, rows.count * wo,
                  beta, y + first * wo, g.columns)
-            if fusedReLU { clampBlock(y, first * wo ..< (first + rows.count) * wo, g.columns, rows: outChannels) }
+            let cols = first * wo ..< (first + rows.count) * wo
+            if let epilogue {
+                Parallel.chunks(outChannels, work: 2 * outChannels * cols.count) { start, end in
+                    epilogue.apply(y, rows: start ..< end, cols: cols, stride: g.columns)
+                }
+            }
+            if fusedReLU { clampBlock(y, cols, g.columns, rows: outChannels) }
         }
     }
 

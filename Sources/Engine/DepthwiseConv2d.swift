@@ -14,7 +14,7 @@ import CKernels
 ///
 /// A channel's weight gradient adds its runs' sums in order (in Double), and every other element is
 /// one sum of its own, so the bits do not depend on the thread count.
-public final class DepthwiseConv2d: Module, InputGradientOptional {
+public final class DepthwiseConv2d: Module, InputGradientOptional, CarriesNormalization {
     public let channels, stride: Int
     public let kernel = 3, padding = 1
     public let weight: ParameterRef
@@ -24,6 +24,11 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
     private var input: Tensor?
+    /// The BatchNorm2d that follows, applied at inference to each run of images as the kernel
+    /// leaves it (ConvEpilogue.swift), and its scale and shift for one forward.
+    public internal(set) var foldedNormalization: BatchNorm2d?
+    var carriedChannels: Int? { channels }
+    private let epilogueTerms = Tensor(shape: [0])
 
     /// `weightInit` defaults to PyTorch's U(±1/√fan_in) with fan_in = 9 (one input channel per group).
     public init(_ store: ParameterStore, _ name: String, _ channels: Int, stride: Int = 1, bias: Bool = true,
@@ -107,11 +112,13 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         let (src, dst, weights) = (x.data, output.data, store.value(weight))
         let b = bias.map { store.value($0) }
         let runs = Runs(batch: n, height: h, width: w, stride: s)
+        let epilogue = ctx.training || !ConvEpilogue.enabled ? nil : foldedNormalization?.epilogue(epilogueTerms)
         pieces(channels * runs.count, work: channels * n * ho * wo * 9, scratchFloats: runs.scratchFloats, ctx.workspace) { items, scratch in
             for item in items {
                 let c = item / runs.count, (first, count) = runs.run(item % runs.count), p = c * n + first
                 fkp_depthwise3x3_forward(src + p * h * w, count, h, w, Int32(s), weights + c * 9, b?[c] ?? 0,
                                          dst + p * ho * wo, scratch)
+                epilogue?.apply(dst, rows: c ..< c + 1, cols: first * ho * wo ..< (first + count) * ho * wo, stride: n * ho * wo)
             }
         }
         return output
@@ -157,5 +164,5 @@ public final class DepthwiseConv2d: Module, InputGradientOptional {
         return gradInput
     }
 
-    public func releaseBuffers() { output.release(); gradInput.release(); input = nil }
+    public func releaseBuffers() { output.release(); gradInput.release(); epilogueTerms.release(); input = nil }
 }

@@ -1,7 +1,8 @@
 /// nn.Sequential: children run in order forward, in reverse backward. Children are named "0",
 /// "1", ... as in PyTorch (parameter names use the same indices), or given names as in PyTorch's
 /// `Sequential(OrderedDict(...))`. Plain top-level models that just run their children in order
-/// use it too, printed under their own `typeName` (e.g. "FaceNet").
+/// use it too, printed under their own `typeName` (e.g. "FaceNet"). A Conv2d directly followed by
+/// a BatchNorm2d carries it at inference (ConvEpilogue.swift).
 public final class Sequential: Module {
     public let typeName: String
     public let children: [(name: String, module: Module)]
@@ -9,11 +10,13 @@ public final class Sequential: Module {
     public init(_ layers: [Module]) {
         typeName = "Sequential"
         children = layers.enumerated().map { (String($0.offset), $0.element) }
+        ConvEpilogue.foldPairs(layers)
     }
 
     public init(typeName: String = "Sequential", named: [(String, Module)]) {
         self.typeName = typeName
         children = named.map { (name: $0.0, module: $0.1) }
+        ConvEpilogue.foldPairs(named.map(\.1))
     }
 
     public var layers: [Module] { children.map(\.module) }

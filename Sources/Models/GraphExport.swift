@@ -23,7 +23,7 @@ extension BasicBlock: GraphExportable {
     func export(_ x: GraphValue, to graph: GraphBuilder) throws -> GraphValue {
         let identity = try downsample?.exportGraph(x, to: graph) ?? x
         var out = x
-        for layer in [conv1, bn1, conv2, bn2] { out = try layer.exportGraph(out, to: graph) }
+        for layer: Module in [conv1, bn1, conv2, bn2] { out = try layer.exportGraph(out, to: graph) }
         return add.export(out, identity, to: graph)
     }
 }
@@ -32,7 +32,7 @@ extension Bottleneck: GraphExportable {
     func export(_ x: GraphValue, to graph: GraphBuilder) throws -> GraphValue {
         let identity = try downsample?.exportGraph(x, to: graph) ?? x
         var out = x
-        for layer in [conv1, bn1, conv2, bn2, conv3, bn3] { out = try layer.exportGraph(out, to: graph) }
+        for layer: Module in [conv1, bn1, conv2, bn2, conv3, bn3] { out = try layer.exportGraph(out, to: graph) }
         return add.export(out, identity, to: graph)
     }
 }

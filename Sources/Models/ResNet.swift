@@ -12,7 +12,9 @@ final class ResNet: Module {
         var expansion: Int { self == .basic ? 1 : 4 }
     }
 
-    let conv1, bn1, relu, maxpool, avgpool, flatten, fc: Module
+    let conv1: Conv2d
+    let bn1: BatchNorm2d
+    let relu, maxpool, avgpool, flatten, fc: Module
     let layers: [Sequential]
     let macsPerImage: Int
 
@@ -21,6 +23,7 @@ final class ResNet: Module {
         let b = ConvBuilder(store, rng, height: h0, width: w0)
         conv1 = b.conv("conv1", 1, width, kernel: 7, stride: 2, padding: 3)
         bn1 = b.bn("bn1", width, fusedReLU: true)
+        ConvEpilogue.foldAtInference(conv1, bn1)
         relu = b.relu()
         maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
         b.pool(kernel: 3, stride: 2, padding: 1)
@@ -75,7 +78,9 @@ final class ResNet: Module {
 
 /// Two 3×3 convolutions; out = relu(bn2(conv2(relu(bn1(conv1(x))))) + identity).
 final class BasicBlock: Module {
-    let conv1, bn1, relu, conv2, bn2: Module
+    let conv1, conv2: Conv2d
+    let bn1, bn2: BatchNorm2d
+    let relu: Module
     let downsample: Sequential?
     let add = Add(fusedReLU: true)
 
@@ -86,6 +91,8 @@ final class BasicBlock: Module {
         relu = b.relu()
         conv2 = b.conv("\(name).conv2", planes, planes, kernel: 3, stride: 1, padding: 1)
         bn2 = b.bn("\(name).bn2", planes)
+        ConvEpilogue.foldAtInference(conv1, bn1)
+        ConvEpilogue.foldAtInference(conv2, bn2)
         self.downsample = downsample ? b.downsample(name, inplanes, planes, stride: stride, from: (h, w)) : nil
     }
 
@@ -97,8 +104,10 @@ final class BasicBlock: Module {
 
     func forward(_ x: Tensor, _ ctx: Context) -> Tensor {
         let identity = downsample?(x, ctx) ?? x
-        let out = bn2(conv2(bn1(conv1(x, ctx), ctx), ctx), ctx)
-        return add(out, identity, ctx)
+        let out = bn1(conv1(x, ctx), ctx)
+        // At inference conv2 applies bn2, this Add and its ReLU in its epilogue (ConvEpilogue.swift).
+        if conv2.addsResidualInNextForward(identity, relu: add.fusedReLU, ctx) { return bn2(conv2(out, ctx), ctx) }
+        return add(bn2(conv2(out, ctx), ctx), identity, ctx)
     }
 
     func backward(_ dy: Tensor, _ ctx: Context) -> Tensor {
@@ -119,7 +128,9 @@ final class BasicBlock: Module {
 
 /// 1×1 reduce, 3×3 (with the stride), 1×1 expand (×4); out = relu(bn3(conv3(...)) + identity).
 final class Bottleneck: Module {
-    let conv1, bn1, conv2, bn2, conv3, bn3, relu: Module
+    let conv1, conv2, conv3: Conv2d
+    let bn1, bn2, bn3: BatchNorm2d
+    let relu: Module
     let downsample: Sequential?
     let add = Add(fusedReLU: true)
 
@@ -131,6 +142,7 @@ final class Bottleneck: Module {
         bn2 = b.bn("\(name).bn2", planes, fusedReLU: true)
         conv3 = b.conv("\(name).conv3", planes, planes * 4, kernel: 1, stride: 1, padding: 0)
         bn3 = b.bn("\(name).bn3", planes * 4)
+        for (conv, bn) in [(conv1, bn1), (conv2, bn2), (conv3, bn3)] { ConvEpilogue.foldAtInference(conv, bn) }
         relu = b.relu()
         self.downsample = downsample ? b.downsample(name, inplanes, planes * 4, stride: stride, from: (h, w)) : nil
     }
@@ -145,6 +157,8 @@ final class Bottleneck: Module {
         let identity = downsample?(x, ctx) ?? x
         var out = bn1(conv1(x, ctx), ctx)
         out = bn2(conv2(out, ctx), ctx)
+        // At inference conv3 applies bn3, this Add and its ReLU in its epilogue (ConvEpilogue.swift).
+        if conv3.addsResidualInNextForward(identity, relu: add.fusedReLU, ctx) { return bn3(conv3(out, ctx), ctx) }
         out = bn3(conv3(out, ctx), ctx)
         return add(out, identity, ctx)
     }
@@ -182,14 +196,14 @@ final class ConvBuilder {
         self.store = store; self.rng = rng; self.height = height; self.width = width
     }
 
-    func bn(_ name: String, _ channels: Int, fusedReLU: Bool = false) -> Module {
+    func bn(_ name: String, _ channels: Int, fusedReLU: Bool = false) -> BatchNorm2d {
         BatchNorm2d(store, name, channels, fusedReLU: fusedReLU)
     }
 
     /// The printed `ReLU(inplace=True)`: its work is done by the fused BatchNorm / Add before it.
     func relu() -> Module { ReLU(inplace: true, fusedIntoPrevious: true) }
 
-    func conv(_ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int, padding: Int) -> Module {
+    func conv(_ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int, padding: Int) -> Conv2d {
         let std = (2 / Float(outC * kernel * kernel)).squareRoot()
         let conv = Conv2d(store, name, inC, outC, kernel: kernel, stride: stride, padding: padding, bias: false,
                           rng: rng, weightInit: Initializer.normal(std: std, rng))

@@ -64,6 +64,13 @@ void fkp_maxpool2x2_forward(const float *x, long planes, long height, long width
 /// its tap names and 0 everywhere else (windows are disjoint; a last odd row or column is 0).
 void fkp_maxpool2x2_backward(const float *dy, const int *taps, long planes, long height, long width, float *dx);
 
+/// The inference epilogue of a convolution with its BatchNorm folded in, on rows × cols of y (row
+/// stride ldy): y = y·scale[r] + shift[r], then + residual[r·ldr + j] when residual is not NULL,
+/// then min(max(·, 0), cap) when relu is set (cap = +inf for ReLU, 6 for ReLU6). The same
+/// operations in the same order as BatchNorm2d's and Add's evaluation passes: the same bits.
+void fkp_affine_epilogue(float *y, long ldy, long rows, long cols, const float *scale, const float *shift,
+                         const float *residual, long ldr, int relu, float cap);
+
 /// dst[i] = src[2·i] for i < count (im2col's stride-2 rows); reads src[0 … 2·count − 2] only.
 void fkp_gather_even(const float *src, float *dst, long count);
 
