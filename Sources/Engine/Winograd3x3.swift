@@ -18,18 +18,23 @@ import CKernels
 /// channels). Every output is summed in a fixed order whatever the thread count (see `Plan`).
 public enum Winograd3x3 {
     /// Whether a convolution runs here: 3×3, stride 1, padding 1, no fused ReLU (see
-    /// Conv2d.path), planes of at least 7×7, at least 8 tiles in the batch, and either 128
+    /// Conv2d.path), planes of at least 7×7, at least 64 tiles in the batch, and either 128
     /// channels or more in and out, or 32 or more on planes of at least 56×56. Measured per layer
     /// against the direct kernel and im2col (docs/PERFORMANCE.md, "Winograd"): the transforms cost
     /// about the same per tile whatever the channels, and on small planes their vectors are part
     /// empty, so with 32–64 channels on planes of 6²–48² Winograd was up to 45 % slower; on 7²–14²
     /// planes with 128–512 channels, and from 56² up with 32 or more, it was 1.1–2.9× faster. The
-    /// filters are transformed on every pass (36 values for 9), which a batch of a few tiles does
-    /// not repay: with ResNet-50's 7² layer at b1 112² (4 tiles) in Winograd its step took 2.8 %
-    /// more instructions; the U-Net's 12² layers at b1 96² (9 tiles) still save (callgrind).
+    /// filters are transformed on every pass into 36 values for 9, written out and read back by the
+    /// GEMMs, each value used once per tile: with few tiles that traffic, not the arithmetic, sets
+    /// the time, and the two threads share it. ResNet-50 b8 224²'s 512-channel 7² layer (32 tiles)
+    /// took 35 ms per inference step on 2 threads against 20 through im2col (training 91 against
+    /// 54, a tie on 1 thread); the U-Net at b1 96² (9 tiles at 12²) trained at 11.9 images/s on 2
+    /// threads against 13.5 with those layers direct (8.0 against 8.7 on 1). At 64 tiles (the U-Net
+    /// b4 224² bottleneck level) the two tie; at 128 (ResNet-50 b8's 256-channel 14² layers)
+    /// Winograd trains 1.4× faster on 1 thread and ties on 2.
     public static func applies(_ g: ConvGeometry, outChannels: Int) -> Bool {
         let channels = min(g.channels, outChannels), tiles = g.batch * ((g.height + 3) / 4) * ((g.width + 3) / 4)
-        return g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.height >= 7 && g.width >= 7 && tiles >= 8
+        return g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.height >= 7 && g.width >= 7 && tiles >= 64
             && (channels >= 128 || channels >= 32 && g.height * g.width >= 56 * 56)
     }
 

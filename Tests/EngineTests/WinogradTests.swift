@@ -16,7 +16,9 @@ final class WinogradTests: XCTestCase {
     func testMatchesReferenceOnEveryInstructionSetAndThreadCount() {
         let best = DirectConv3x3.instructionSet
         defer { Parallel.setThreads(1); DirectConv3x3.useInstructionSet(best) }
-        for (n, cin, cout, h, w, blocks) in [(3, 128, 128, 13, 12, 1), (1, 128, 136, 9, 45, 1), (8, 128, 128, 7, 7, 1), (2, 32, 32, 57, 64, 3)] {
+        let shapes = [(6, 128, 128, 13, 12, 2), (2, 128, 136, 9, 45, 2), (16, 128, 128, 7, 7, 2), (8, 128, 256, 9, 9, 1),
+                      (2, 32, 32, 57, 64, 3)]
+        for (n, cin, cout, h, w, blocks) in shapes {
             let g = ConvGeometry(channels: cin, batch: n, height: h, width: w, kernel: 3, stride: 1, padding: 1)
             XCTAssertEqual(Winograd3x3.blocks(g, outChannels: cout), blocks, "\(g)")
             var bits: [String: [Float]] = [:], expected: [[Float]]?
@@ -64,9 +66,9 @@ final class WinogradTests: XCTestCase {
         let store = ParameterStore()
         let conv = Conv2d(store, "c", 128, 128, kernel: 3, padding: 1, rng: .init(seed: 24))
         store.allocate()
-        XCTAssertTrue(Winograd3x3.applies(ConvGeometry(channels: 128, batch: 2, height: 13, width: 13, kernel: 3, stride: 1, padding: 1),
+        XCTAssertTrue(Winograd3x3.applies(ConvGeometry(channels: 128, batch: 4, height: 13, width: 13, kernel: 3, stride: 1, padding: 1),
                                           outChannels: 128))
-        let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([2, 128, 13, 13], seed: 25), ctx: Context(),
+        let result = GradCheck.check(conv, store: store, input: GradCheck.randomTensor([4, 128, 13, 13], seed: 25), ctx: Context(),
                                      eps: 0.1)
         XCTAssertLessThan(result.maxInputError, 1e-2, "\(result)")
         XCTAssertLessThan(result.maxParameterError, 1e-2, "\(result)")
