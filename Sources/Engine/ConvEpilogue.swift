@@ -14,11 +14,11 @@ import CKernels
 /// instead (GraphExport.swift), as inference engines expect.
 ///
 /// A pair is linked once, when the model is built (`foldAtInference`): every Sequential links a
-/// Conv2d that is directly followed by a BatchNorm2d, and the ResNet blocks link theirs. Training
-/// forwards ignore the link.
+/// Conv2d or DepthwiseConv2d that is directly followed by a BatchNorm2d, and the ResNet stem and
+/// blocks link theirs. Training forwards ignore the link.
 public enum ConvEpilogue {
     /// Off: every BatchNorm and Add runs as its own pass at inference too (the tests compare the
-    /// two; `fkp bench train --inference` times both).
+    /// two, bit for bit).
     nonisolated(unsafe) public static var enabled = true
 
     /// Links `conv` to the BatchNorm2d that follows it: at inference `conv` applies it and `bn`
