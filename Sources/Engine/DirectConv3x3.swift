@@ -65,10 +65,12 @@ public enum DirectConv3x3 {
         let scratch = workspace.floats(forwardScratchFloats(g, outChannels: outChannels))
         let bordered = scratch, grid = bordered + cin * n * layout.bordered
         let packed = grid + outChannels * n * layout.outputGrid
-        border(x, planes: cin * n, height: g.height, width: g.width, border: layout.inputBorder, layout, into: bordered)
+        border(x, planes: cin * n, height: g.height, width: g.width, border: layout.inputBorder, rowStride: layout.rowStride,
+               planeFloats: layout.bordered, into: bordered)
         pack(w, outChannels: outChannels, inChannels: cin, flipped: false, into: packed)
         convolve(bordered, channels: cin, packed, outChannels: outChannels, into: grid, gridFloats: layout.outputGrid, layout, batch: n)
-        unborder(grid, planes: outChannels * n, height: g.outHeight, width: g.outWidth, gridFloats: layout.outputGrid, layout,
+        unborder(grid, planes: outChannels * n, height: g.outHeight, width: g.outWidth, gridFloats: layout.outputGrid,
+                 rowStride: layout.rowStride,
                  into: y, bias: bias, batch: n, relu: relu)
     }
 
@@ -83,9 +85,10 @@ public enum DirectConv3x3 {
         let scratch = workspace.floats(backwardScratchFloats(g, outChannels: outChannels, inputGradient: dx != nil))
         let borderedX = scratch, borderedDy = borderedX + cin * n * layout.bordered
         let grid = borderedDy + outChannels * n * layout.bordered, packed = grid + gridFloats
-        border(x, planes: cin * n, height: g.height, width: g.width, border: layout.inputBorder, layout, into: borderedX)
-        border(dy, planes: outChannels * n, height: g.outHeight, width: g.outWidth, border: layout.gradientBorder, layout,
-               into: borderedDy, mask: reluOutput)
+        border(x, planes: cin * n, height: g.height, width: g.width, border: layout.inputBorder, rowStride: layout.rowStride,
+               planeFloats: layout.bordered, into: borderedX)
+        border(dy, planes: outChannels * n, height: g.outHeight, width: g.outWidth, border: layout.gradientBorder,
+               rowStride: layout.rowStride, planeFloats: layout.bordered, into: borderedDy, mask: reluOutput)
         if let db {
             Parallel.chunks(outChannels, work: outChannels * n * layout.bordered) { start, end in
                 for o in start ..< end {
@@ -97,7 +100,7 @@ public enum DirectConv3x3 {
         guard let dx else { return }
         pack(w, outChannels: outChannels, inChannels: cin, flipped: true, into: packed)
         convolve(borderedDy, channels: outChannels, packed, outChannels: cin, into: grid, gridFloats: layout.inputGrid, layout, batch: n)
-        unborder(grid, planes: cin * n, height: g.height, width: g.width, gridFloats: layout.inputGrid, layout,
+        unborder(grid, planes: cin * n, height: g.height, width: g.width, gridFloats: layout.inputGrid, rowStride: layout.rowStride,
                  into: dx, bias: nil, batch: n, relu: false)
     }
 
@@ -152,7 +155,7 @@ public enum DirectConv3x3 {
 
     /// packed[o / B][c][t][o % B] = W[o, c, t] (or, `flipped`, the input-gradient weights
     /// W'[c, o, t] = W[o, c, 8 − t] with the roles of c and o swapped).
-    private static func pack(_ w: UnsafePointer<Float>, outChannels: Int, inChannels: Int, flipped: Bool,
+    static func pack(_ w: UnsafePointer<Float>, outChannels: Int, inChannels: Int, flipped: Bool,
                              into packed: UnsafeMutablePointer<Float>) {
         for o in 0 ..< outChannels {
             for c in 0 ..< inChannels {
@@ -170,12 +173,12 @@ public enum DirectConv3x3 {
 
     /// Flat copies of height×width planes with a zero border of `border` above and to the left
     /// (row stride S, zeros everywhere else); with `mask`, elements where mask ≤ 0 become 0.
-    private static func border(_ src: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int, border: Int,
-                               _ layout: Layout, into dst: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
-        let s = layout.rowStride, first = border * s + border
-        Parallel.chunks(planes, work: planes * layout.bordered) { start, end in
+    static func border(_ src: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int, border: Int,
+                       rowStride s: Int, planeFloats: Int, into dst: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
+        let first = border * s + border
+        Parallel.chunks(planes, work: planes * planeFloats) { start, end in
             for p in start ..< end {
-                let d = dst + p * layout.bordered
+                let d = dst + p * planeFloats
                 d.update(repeating: 0, count: first)
                 for i in 0 ..< h {
                     let row = d + first + i * s, from = src + p * h * w + i * w
@@ -187,16 +190,15 @@ public enum DirectConv3x3 {
                     }
                     (row + w).update(repeating: 0, count: s - w)   // this row's right and the next row's left border
                 }
-                (d + first + h * s).update(repeating: 0, count: layout.bordered - first - h * s)
+                (d + first + h * s).update(repeating: 0, count: planeFloats - first - h * s)
             }
         }
     }
 
     /// height×width planes from grid planes of `gridFloats` (dropping the junk columns), + bias[plane / N], ReLU.
-    private static func unborder(_ grid: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int, gridFloats: Int,
-                                 _ layout: Layout, into dst: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                                 batch n: Int, relu: Bool) {
-        let s = layout.rowStride
+    static func unborder(_ grid: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int, gridFloats: Int,
+                         rowStride s: Int, into dst: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                         batch n: Int, relu: Bool) {
         Parallel.chunks(planes, work: planes * h * w) { start, end in
             for p in start ..< end {
                 let b = bias?[p / n] ?? 0

@@ -61,7 +61,7 @@ public enum DirectConvStride2 {
         let scratch = workspace.floats(forwardScratchFloats(g, outChannels: cout))
         let planes = scratch, grid = planes + cin * n * layout.planes, packed = grid + cout * n * layout.outputGrid
         split(x, planes: cin * n, layout, into: planes)
-        pack(w, outChannels: cout, inChannels: cin, into: packed)
+        DirectConv3x3.pack(w, outChannels: cout, inChannels: cin, flipped: false, into: packed)
         let taps = layout.taps, bands = (layout.outputGrid + band - 1) / band
         Parallel.pool.run(pieces: n * bands * (cout / block)) { piece, _ in
             let ob = piece % (cout / block), b = piece / (cout / block) % bands, image = piece / (cout / block * bands)
@@ -71,16 +71,8 @@ public enum DirectConvStride2 {
                                       n * layout.outputGrid, b * band, min(layout.outputGrid, (b + 1) * band))
             }
         }
-        let (ho, wo, s) = (g.outHeight, g.outWidth, layout.rowStride)
-        Parallel.chunks(cout * n, work: cout * n * ho * wo) { start, end in
-            for p in start ..< end {
-                let b = bias?[p / n] ?? 0
-                for i in 0 ..< ho {
-                    let from = grid + p * layout.outputGrid + i * s, row = y + (p * ho + i) * wo
-                    if relu { for j in 0 ..< wo { row[j] = max(from[j] + b, 0) } } else { for j in 0 ..< wo { row[j] = from[j] + b } }
-                }
-            }
-        }
+        DirectConv3x3.unborder(grid, planes: cout * n, height: g.outHeight, width: g.outWidth, gridFloats: layout.outputGrid,
+                               rowStride: layout.rowStride, into: y, bias: bias, batch: n, relu: relu)
     }
 
     /// dy: [Cout, N, Ho, Wo]; dW += ∂/∂W, db += Σ dy (when given), dx = ∂/∂x (when given). With
@@ -94,7 +86,10 @@ public enum DirectConvStride2 {
         let planes = scratch, borderedDy = planes + cin * n * layout.planes
         let grids = borderedDy + cout * n * layout.borderedDy, packed = grids + cin * n * 4 * layout.parityGrid
         split(x, planes: cin * n, layout, into: planes)
-        borderDy(dy, planes: cout * n, layout, into: borderedDy, mask: reluOutput)
+        // dy with a zero row above and a zero column to the left (row stride S = Wo + 1: the left
+        // border of the next row is this row's right one), zeros after; masked by a fused ReLU.
+        DirectConv3x3.border(dy, planes: cout * n, height: g.outHeight, width: g.outWidth, border: 1, rowStride: s,
+                             planeFloats: layout.borderedDy, into: borderedDy, mask: reluOutput)
         if let db {
             Parallel.chunks(cout, work: cout * n * layout.borderedDy) { start, end in
                 for o in start ..< end {
@@ -191,37 +186,6 @@ public enum DirectConvStride2 {
                     }
                 }
                 for q in 0 ..< 4 { (d + q * layout.parity + layout.rows * s).update(repeating: 0, count: layout.parity - layout.rows * s) }
-            }
-        }
-    }
-
-    /// dy planes with a zero row above and a zero column to the left (row stride S = Wo + 1: the
-    /// left border of the next row is this row's right one), zeros after; masked by a fused ReLU.
-    private static func borderDy(_ dy: UnsafePointer<Float>, planes count: Int, _ layout: Layout,
-                                 into dst: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?) {
-        let (ho, wo, s) = (layout.g.outHeight, layout.g.outWidth, layout.rowStride)
-        Parallel.chunks(count, work: count * layout.borderedDy) { start, end in
-            for plane in start ..< end {
-                let d = dst + plane * layout.borderedDy
-                d.update(repeating: 0, count: layout.borderedDy)
-                for i in 0 ..< ho {
-                    let row = d + (i + 1) * s + 1, from = dy + (plane * ho + i) * wo
-                    if let mask {
-                        let m = mask + (plane * ho + i) * wo
-                        for j in 0 ..< wo { let v = from[j]; row[j] = m[j] > 0 ? v : 0 }
-                    } else {
-                        row.update(from: from, count: wo)
-                    }
-                }
-            }
-        }
-    }
-
-    /// packed[o / B][c][t][o % B] = W[o, c, t] (the forward's layout, as DirectConv3x3's).
-    private static func pack(_ w: UnsafePointer<Float>, outChannels: Int, inChannels: Int, into packed: UnsafeMutablePointer<Float>) {
-        for o in 0 ..< outChannels {
-            for c in 0 ..< inChannels {
-                for t in 0 ..< 9 { packed[((o / block * inChannels + c) * 9 + t) * block + o % block] = w[(o * inChannels + c) * 9 + t] }
             }
         }
     }
